@@ -1,0 +1,12 @@
+export { Broker, ListenError } from './broker.js';
+export { ConfigError, DEFAULTS } from './config.js';
+export type { BrokerOptions, BrokerConfig, TlsOptions, TlsConfig } from './config.js';
+export { createLogger } from './logger.js';
+export type { Logger, LogLevelName } from './logger.js';
+export { UserStore, UserTag, hashPassword, checkPassword } from './users.js';
+export type { User, Permission } from './users.js';
+export { VirtualHost } from './vhost.js';
+export { Queue } from './queue.js';
+export { Exchange } from './exchange/exchange.js';
+export { Message } from './message.js';
+export { Connection } from './connection.js';

@@ -1,0 +1,95 @@
+/** Sequence numbers applied beyond a gap are kept up to this many per origin, then forgotten. */
+const MAX_AHEAD = 100_000;
+
+class Mark {
+  /** Every write of the origin up to this one is held. */
+  contig = 0;
+  /** Writes applied beyond contig + 1 (there is a gap before them). */
+  ahead: Set<number> | null = null;
+}
+
+/**
+ * How far this replica holds each worker's stream of writes. Every write carries its origin's
+ * sequence number (1, 2, 3, ... per worker); a replica holds origin O "up to n" when it holds
+ * every write of O numbered n or less, or a later version of the same key. A session that has
+ * seen write n of O reads only from replicas that hold O up to n: that is read-your-writes.
+ *
+ * Writes from one origin arrive in order through the replica's queue, so this is normally one
+ * counter per origin. A gap (a lost or purged message, or writes made before this replica's queue
+ * existed) holds the mark back until a full export or an anti-entropy round covers it: `absorb`.
+ */
+export class Watermarks {
+  private readonly marks = new Map<string, Mark>();
+  private readonly onAdvance: (origin: string) => void;
+
+  constructor(onAdvance: (origin: string) => void = () => undefined) {
+    this.onAdvance = onAdvance;
+  }
+
+  private mark(origin: string): Mark {
+    let m = this.marks.get(origin);
+    if (m === undefined) {
+      m = new Mark();
+      this.marks.set(origin, m);
+    }
+    return m;
+  }
+
+  /** Write `seq` of `origin` is applied. Returns true while a gap remains before some write. */
+  record(origin: string, seq: number): boolean {
+    const m = this.mark(origin);
+    if (seq <= m.contig) return m.ahead !== null;
+    if (seq === m.contig + 1) {
+      m.contig = seq;
+      this.settle(m);
+      this.onAdvance(origin);
+      return m.ahead !== null;
+    }
+    m.ahead ??= new Set();
+    if (m.ahead.size < MAX_AHEAD) m.ahead.add(seq);
+    return true;
+  }
+
+  /** A peer (or an export) held `origin` up to `seq`, and this replica now holds all it held. */
+  absorb(origin: string, seq: number): void {
+    const m = this.mark(origin);
+    if (seq <= m.contig) return;
+    m.contig = seq;
+    this.settle(m);
+    this.onAdvance(origin);
+  }
+
+  private settle(m: Mark): void {
+    const a = m.ahead;
+    if (a === null) return;
+    for (const s of a) if (s <= m.contig) a.delete(s);
+    while (a.delete(m.contig + 1)) m.contig++;
+    if (a.size === 0) m.ahead = null;
+  }
+
+  /** Whether every write of `origin` up to `seq` is held. */
+  covers(origin: string, seq: number): boolean {
+    return (this.marks.get(origin)?.contig ?? 0) >= seq;
+  }
+
+  get(origin: string): number {
+    return this.marks.get(origin)?.contig ?? 0;
+  }
+
+  /** Origins with a gap. */
+  gaps(): string[] {
+    const out: string[] = [];
+    for (const [o, m] of this.marks) if (m.ahead !== null) out.push(o);
+    return out;
+  }
+
+  snapshot(): [origin: string, seq: number][] {
+    const out: [string, number][] = [];
+    for (const [o, m] of this.marks) out.push([o, m.contig]);
+    return out;
+  }
+
+  clear(): void {
+    this.marks.clear();
+  }
+}
