@@ -183,7 +183,18 @@ describe('amqp-tools (rabbitmq-c)', () => {
     await ch.assertQueue(name, { autoDelete: false });
     ch.sendToQueue(name, Buffer.from('try again'));
     await waitFor(async () => (await ch.checkQueue(name)).messageCount === 1, 'the message');
-    const r = await tool('amqp-consume', ['-q', name, '-c', '1', 'false']);
+    // The command reads the body before failing: one that exits without reading (plain 'false')
+    // can leave amqp-consume writing into a closed pipe, and SIGPIPE would end it, not the test.
+    const r = await tool('amqp-consume', [
+      '-q',
+      name,
+      '-c',
+      '1',
+      '--',
+      'sh',
+      '-c',
+      'cat >/dev/null; exit 1',
+    ]);
     expectExit0(r, 'amqp-consume with a failing command');
     // Its connection closed with the delivery unacknowledged, so the message is back.
     await waitFor(async () => (await ch.checkQueue(name)).messageCount === 1, 'the requeue');
