@@ -5,6 +5,7 @@ import {
   encodeBasicProperties,
   writeMethodFrame,
 } from '../../src/protocol/index.js';
+import { writeDeliverFrame } from '../../src/broker/connection.js';
 import { consume } from './harness.js';
 import type { MicroCase } from './harness.js';
 
@@ -33,15 +34,8 @@ export function methodEncodeCases(): MicroCase[] {
       run: () => {
         w.reset();
         for (let i = 0; i < N; i++) {
-          let s = w.startFrame(FrameType.Method, 1);
-          w.u32(Method.BasicDeliver);
-          w.shortstr(tag);
-          w.u64(i + 1);
-          w.u8(0);
-          w.shortstr('');
-          w.shortstr('warren-bench-queue');
-          w.endFrame(s);
-          s = w.startFrame(FrameType.Header, 1);
+          writeDeliverFrame(w, 1, tag, i + 1, false, '', 'warren-bench-queue');
+          let s = w.startFrame(FrameType.Header, 1);
           w.bytes(header);
           w.endFrame(s);
           s = w.startFrame(FrameType.Body, 1);

@@ -201,12 +201,20 @@ export class AgentGroup {
       for (let i = 0; i < n; i++) {
         // A large body is handed to the socket as it is: each message needs its own.
         const b = large ? makeBody(spec.size) : body;
-        if (stamped) b.writeDoubleLE(t, 0);
+        if (stamped) b.writeDoubleLE(large ? monoNow() : t, 0);
         last = ch.publish(exchange, routingKey, b, props);
       }
       sent += n;
       counters[slot + C_PUBLISHED] = sent;
-      if (last !== null) await last;
+      if (last !== null) {
+        // The socket drains, unless the broker blocks publishers: then stop when the run does.
+        const drained = last.then(() => true);
+        // Observed by the race below; a rejection after the run stopped changes nothing.
+        drained.catch(() => undefined);
+        while (!(await Promise.race([drained, sleep(100).then(() => false)]))) {
+          if (state.phase === Phase.Stopping) break;
+        }
+      }
       if (messages > 0 && sent >= messages) break;
       await yieldToIo();
     }
@@ -267,8 +275,10 @@ export class AgentGroup {
       const t = monoNow();
       for (let i = 0; i < room; i++) {
         const b = large ? makeBody(spec.size) : body;
-        if (stamped) b.writeDoubleLE(t, 0);
-        sentAt[tail] = t;
+        // A large body's clock starts once it is built: filling 64 MiB is not the broker's time.
+        const at = large ? monoNow() : t;
+        if (stamped) b.writeDoubleLE(at, 0);
+        sentAt[tail] = at;
         tail = tail + 1 === window ? 0 : tail + 1;
         outstanding++;
         ch.publish(exchange, routingKey, b, props).then(onConfirm, onFail);
@@ -278,7 +288,8 @@ export class AgentGroup {
         counters[slot + C_PUBLISHED] = sent;
       }
       if (outstanding >= window || room <= 0) {
-        await new Promise<void>((resolve) => (wake = resolve));
+        // Bounded, so that a broker that stops confirming cannot keep the run from stopping.
+        await Promise.race([new Promise<void>((resolve) => (wake = resolve)), sleep(100)]);
       } else {
         await yieldToIo();
       }

@@ -1,5 +1,6 @@
 import { execFile, spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
+import { createConnection } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { connect } from '../client/index.js';
 import { findListeningPid } from './proc.js';
@@ -14,6 +15,8 @@ export interface BrokerUnderTest {
   socketsFree?(): Promise<number | null>;
   /** Ask the broker to collect garbage before a memory reading (RabbitMQ: force_gc). */
   collectGarbage?(): Promise<void>;
+  /** Memory the broker itself attributes to connections, bytes (RabbitMQ's memory breakdown). */
+  connectionMemory?(): Promise<number | null>;
 }
 
 const CLI = fileURLToPath(new URL('../cli/main.js', import.meta.url));
@@ -22,6 +25,11 @@ export interface WarrenProcessOptions {
   dataDir: string;
   /** Write a V8 CPU profile of the broker here when it stops (node --cpu-prof). */
   profileDir?: string | undefined;
+  /**
+   * Run the management server too (on a free port), as RabbitMQ does when its management plugin
+   * is enabled: the comparison is then like for like. Off by default.
+   */
+  management?: boolean | undefined;
   /** Extra `warren start` flags. */
   args?: string[];
 }
@@ -72,7 +80,7 @@ export class WarrenProcess implements BrokerUnderTest {
         '127.0.0.1',
         '--data-dir',
         o.dataDir,
-        '--no-management',
+        ...(o.management === true ? ['--management-port', '0'] : ['--no-management']),
         '--log-level',
         'warn',
         ...(o.args ?? []),
@@ -189,6 +197,48 @@ export class RabbitMq implements BrokerUnderTest {
             ).file_descriptors;
             if (fd?.sockets_limit === undefined) return resolve(null);
             resolve(fd.sockets_limit - (fd.sockets_used ?? 0));
+          } catch {
+            resolve(null);
+          }
+        },
+      );
+    });
+  }
+
+  /**
+   * Whether the management plugin answers on its usual port (15672 on the broker's host): it
+   * costs RabbitMQ memory and CPU, so the suite then runs Warren's management server too.
+   */
+  async managementEnabled(): Promise<boolean> {
+    const host = new URL(this.url).hostname;
+    return new Promise((resolve) => {
+      const socket = createConnection({ host, port: 15672 });
+      const done = (up: boolean): void => {
+        socket.destroy();
+        resolve(up);
+      };
+      socket.setTimeout(2000, () => done(false));
+      socket.once('connect', () => done(true));
+      socket.once('error', () => done(false));
+    });
+  }
+
+  /** The connection_* entries of `rabbitmq-diagnostics memory_breakdown`, summed; null on error. */
+  async connectionMemory(): Promise<number | null> {
+    return new Promise((resolve) => {
+      execFile(
+        'rabbitmq-diagnostics',
+        ['memory_breakdown', '--formatter', 'json'],
+        { timeout: 60_000 },
+        (err, stdout) => {
+          if (err !== null) return resolve(null);
+          try {
+            const m = JSON.parse(stdout) as Record<string, { bytes?: number }>;
+            let sum = 0;
+            for (const k of ['readers', 'writers', 'channels', 'other']) {
+              sum += m[`connection_${k}`]?.bytes ?? 0;
+            }
+            resolve(sum);
           } catch {
             resolve(null);
           }

@@ -10,8 +10,14 @@ export interface ConnectionsResult {
    * of connections, read at several counts, so one garbage collection does not decide it.
    */
   rssPerConnection: number | null;
-  /** (connections, RSS) at each reading. */
-  readings: { connections: number; rss: number | null }[];
+  /**
+   * Memory per connection as the broker itself accounts it (RabbitMQ: the connection_* entries
+   * of its memory breakdown), bytes: a lower bound of what it costs, and steadier than RSS when
+   * the broker's allocators are still returning memory from earlier work. Null if not known.
+   */
+  accountedPerConnection: number | null;
+  /** (connections, RSS, accounted memory) at each reading. */
+  readings: { connections: number; rss: number | null; accounted?: number | null }[];
   /** Connections (handshake + channel.open) per second while opening them. */
   openPerSecond: number;
 }
@@ -25,6 +31,7 @@ export async function runConnections(
   count: number,
   brokerPid: number | null,
   collectGarbage: () => Promise<void> = () => Promise.resolve(),
+  accounted: () => Promise<number | null> = () => Promise.resolve(null),
   stages = 5,
   batch = 50,
 ): Promise<ConnectionsResult> {
@@ -32,7 +39,9 @@ export async function runConnections(
     await collectGarbage();
     return brokerPid !== null ? settledRss(brokerPid) : null;
   };
-  const readings: ConnectionsResult['readings'] = [{ connections: 0, rss: await rss() }];
+  const readings: ConnectionsResult['readings'] = [
+    { connections: 0, rss: await rss(), accounted: await accounted() },
+  ];
   const conns: Connection[] = [];
   let openMs = 0;
   try {
@@ -55,11 +64,14 @@ export async function runConnections(
         conns.push(...opened);
       }
       openMs += performance.now() - start;
-      readings.push({ connections: conns.length, rss: await rss() });
+      readings.push({ connections: conns.length, rss: await rss(), accounted: await accounted() });
     }
     return {
       connections: count,
-      rssPerConnection: slope(readings),
+      rssPerConnection: slope(readings.map((r) => ({ x: r.connections, y: r.rss }))),
+      accountedPerConnection: slope(
+        readings.map((r) => ({ x: r.connections, y: r.accounted ?? null })),
+      ),
       readings,
       openPerSecond: count / (openMs / 1000),
     };
@@ -87,17 +99,17 @@ async function settledRss(pid: number): Promise<number | null> {
   return prev;
 }
 
-/** Least-squares slope of RSS over connections; null without RSS readings. */
-function slope(points: { connections: number; rss: number | null }[]): number | null {
-  const p = points.filter((x): x is { connections: number; rss: number } => x.rss !== null);
+/** Least-squares slope of memory over connections; null with fewer than two readings. */
+function slope(points: { x: number; y: number | null }[]): number | null {
+  const p = points.filter((v): v is { x: number; y: number } => v.y !== null);
   if (p.length < 2) return null;
-  const mx = p.reduce((a, x) => a + x.connections, 0) / p.length;
-  const my = p.reduce((a, x) => a + x.rss, 0) / p.length;
+  const mx = p.reduce((a, v) => a + v.x, 0) / p.length;
+  const my = p.reduce((a, v) => a + v.y, 0) / p.length;
   let num = 0;
   let den = 0;
-  for (const x of p) {
-    num += (x.connections - mx) * (x.rss - my);
-    den += (x.connections - mx) ** 2;
+  for (const v of p) {
+    num += (v.x - mx) * (v.y - my);
+    den += (v.x - mx) ** 2;
   }
   return den === 0 ? null : num / den;
 }

@@ -114,7 +114,7 @@ function bucketOf(v: number): number {
     return ((shift + 1) << SUB_BITS) + (v >>> shift) - SUB;
   }
   const exp = Math.floor(Math.log2(v));
-  if (exp > MAX_EXP) return BUCKETS - 1;
+  if (exp >= MAX_EXP) return BUCKETS - 1;
   const shift = exp - SUB_BITS;
   return (shift + 1) * SUB + Math.floor(v / 2 ** shift) - SUB;
 }

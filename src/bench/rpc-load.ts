@@ -2,7 +2,7 @@ import { Worker } from 'node:worker_threads';
 import { connect } from '../client/index.js';
 import { Histogram } from './histogram.js';
 import type { LatencySummary } from './histogram.js';
-import { ProcessMeter } from './proc.js';
+import { ProcessMeter, readRss } from './proc.js';
 import type { RpcFromWorker, RpcJob } from './rpc-worker.js';
 
 export interface RpcOptions {
@@ -21,6 +21,8 @@ export interface RpcResult {
   /** Round trip (request published to reply received), microseconds. */
   latency: LatencySummary | null;
   brokerCpu: number | null;
+  /** The broker's resident memory at the end of the run, if its process can be seen. */
+  brokerRss: number | null;
 }
 
 /**
@@ -30,10 +32,11 @@ export interface RpcResult {
 export async function runRpc(o: RpcOptions): Promise<RpcResult> {
   const queue = `warren-bench-rpc-${process.pid}-${Date.now().toString(36)}`;
   const server = spawnJob({ role: 'server', url: o.url, queue });
+  let client: JobHandle | null = null;
   try {
     await server.next();
     const meter = o.brokerPid !== null ? new ProcessMeter(o.brokerPid) : null;
-    const client = spawnJob({
+    client = spawnJob({
       role: 'client',
       url: o.url,
       queue,
@@ -46,6 +49,7 @@ export async function runRpc(o: RpcOptions): Promise<RpcResult> {
     meter?.start();
     const done = await client.next();
     const brokerCpu = meter?.cpuPercent() ?? null;
+    const brokerRss = o.brokerPid !== null ? readRss(o.brokerPid) : null;
     meter?.stop();
     if (done.type !== 'done') throw new Error('the RPC client stopped early');
     const h = new Histogram();
@@ -55,10 +59,15 @@ export async function runRpc(o: RpcOptions): Promise<RpcResult> {
       callsPerSecond: done.calls / done.seconds,
       latency: h.summary(),
       brokerCpu,
+      brokerRss,
     };
   } finally {
+    // A client that failed may still be running: it must not keep the process alive.
+    if (client !== null) await client.worker.terminate();
     server.worker.postMessage('stop');
+    const timer = setTimeout(() => void server.worker.terminate(), 5000);
     await server.exited;
+    clearTimeout(timer);
     const conn = await connect(o.url, { reconnect: false });
     await (await conn.channel()).queueDelete(queue).catch(() => 0);
     await conn.close();

@@ -61,7 +61,9 @@ interface ScenarioOutcome {
 }
 
 export async function runSuite(o: SuiteOptions): Promise<number> {
-  const { settings, rounds, quick, profile } = o;
+  const { rounds, quick, profile } = o;
+  let settings = o.settings;
+  let management = false;
   const scenarios = pickScenarios(o.only, o.skip);
   const outDir = resolve(o.outDir);
   const brokers: BrokerUnderTest[] = [];
@@ -75,11 +77,23 @@ export async function runSuite(o: SuiteOptions): Promise<number> {
       process.stderr.write(`warren bench suite: ${(err as Error).message}\n`);
       return 1;
     }
+    management = await rabbit.managementEnabled();
+    // Both brokers get the same number of idle connections: as many as RabbitMQ can take (its
+    // file descriptor limit, e.g. 832 sockets under the usual `ulimit -n 1024`), less a margin.
+    if (scenarios.some((sc) => sc.id === 'connections')) {
+      const free = await rabbit.socketsFree();
+      if (free !== null && free - 50 < settings.connections) {
+        process.stdout.write(
+          `note: RabbitMQ accepts ${free} more sockets; both brokers get ${free - 50} idle connections\n`,
+        );
+        settings = { ...settings, connections: Math.max(1, free - 50) };
+      }
+    }
   }
   const work = mkdtempSync(join(tmpdir(), 'warren-bench-'));
   const profileDir = profile ? join(outDir, 'profiles') : undefined;
   if (profileDir !== undefined) mkdirSync(profileDir, { recursive: true });
-  const warren = await WarrenProcess.start({ dataDir: join(work, 'main'), profileDir });
+  const warren = await WarrenProcess.start({ dataDir: join(work, 'main'), profileDir, management });
   brokers.push(warren);
   if (rabbit !== null) brokers.push(rabbit);
 
@@ -88,10 +102,13 @@ export async function runSuite(o: SuiteOptions): Promise<number> {
     `warren bench suite: ${scenarios.length} scenarios, ${rounds} round(s), ${settings.duration} s per run; ` +
       `Warren ${VERSION} (pid ${warren.pid()})` +
       (rabbit !== null ? ` vs RabbitMQ ${rabbitVersion} (pid ${rabbit.pid() ?? 'unknown'})` : '') +
-      `; ${cpus().length} cores, node ${process.version}\n`,
+      `; ${cpus().length} cores, node ${process.version}` +
+      (management ? '; management on for both' : '') +
+      (profile ? '; Warren runs under --cpu-prof (its figures are not comparable)' : '') +
+      '\n',
   );
 
-  const dedicated = dedicatedFactory(work, rabbit);
+  const dedicated = dedicatedFactory(work, rabbit, management);
   const outcomes: ScenarioOutcome[] = [];
   try {
     for (const sc of scenarios) {
@@ -147,7 +164,7 @@ export async function runSuite(o: SuiteOptions): Promise<number> {
   }
 
   mkdirSync(outDir, { recursive: true });
-  const stamp = started.toISOString().slice(0, 16).replace(':', '');
+  const stamp = started.toISOString().slice(0, 19).replace(/:/g, '');
   const base = join(outDir, `${stamp}${quick ? '-quick' : ''}`);
   const doc = {
     date: started.toISOString(),
@@ -160,7 +177,7 @@ export async function runSuite(o: SuiteOptions): Promise<number> {
     },
     warren: { version: VERSION, commit: gitCommit() },
     rabbitmq: rabbit !== null ? { version: rabbitVersion, url: redact(rabbit.url) } : null,
-    settings: { ...settings, rounds, quick },
+    settings: { ...settings, rounds, quick, profiled: profile, management },
     results: rows,
     scenarios: outcomes,
   };
@@ -193,7 +210,11 @@ function pickScenarios(only: string[], skip: string[]): ScenarioDef[] {
  * SIGKILL and started once more. RabbitMQ: `rabbitmqctl stop_app` / `start_app` (the node stays
  * up); if anything fails in between, the app is started again so that it is never left stopped.
  */
-function dedicatedFactory(work: string, rabbit: RabbitMq | null): DedicatedFactory {
+function dedicatedFactory(
+  work: string,
+  rabbit: RabbitMq | null,
+  management: boolean,
+): DedicatedFactory {
   return async (b) => {
     if (b === rabbit) {
       let stopped = false;
@@ -237,7 +258,7 @@ function dedicatedFactory(work: string, rabbit: RabbitMq | null): DedicatedFacto
       return control;
     }
     const dataDir = join(work, `deep-${Date.now().toString(36)}`);
-    const w = await WarrenProcess.start({ dataDir });
+    const w = await WarrenProcess.start({ dataDir, management });
     return {
       url: () => w.url,
       pid: () => w.pid(),
@@ -280,7 +301,7 @@ function metricRows(scenarios: ScenarioDef[], outcomes: ScenarioOutcome[]): Metr
     for (const m of sc.metrics) {
       const w = aggregate(o.runs.Warren, m.key);
       const r = aggregate(o.runs.RabbitMQ, m.key);
-      const ratio = w !== null && r !== null && r !== 0 ? w / r : null;
+      const ratio = m.noRatio !== true && w !== null && r !== null && r !== 0 ? w / r : null;
       rows.push({
         scenario: sc.id,
         title: sc.title,

@@ -651,15 +651,15 @@ export class Connection implements QueueOwner {
     routingKey: string,
     message: Message,
   ): void {
-    const w = this.out;
-    const start = w.startFrame(FrameType.Method, channel);
-    w.u32(Method.BasicDeliver);
-    w.shortstr(consumerTag);
-    w.u64(deliveryTag);
-    w.u8(redelivered ? 1 : 0);
-    w.shortstr(exchange);
-    w.shortstr(routingKey);
-    w.endFrame(start);
+    writeDeliverFrame(
+      this.out,
+      channel,
+      consumerTag,
+      deliveryTag,
+      redelivered,
+      exchange,
+      routingKey,
+    );
     this.writeContent(channel, message);
   }
 
@@ -976,4 +976,27 @@ export function toAmqpError(err: unknown, logger: Logger): AmqpError {
     `internal error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`,
   );
   return new AmqpError(ReplyCode.InternalError, 'internal error');
+}
+
+/**
+ * The basic.deliver method frame, written field by field: the hottest encoder of the broker, so
+ * it skips the generic method encoder's argument object (bench/micro measures both).
+ */
+export function writeDeliverFrame(
+  w: Writer,
+  channel: number,
+  consumerTag: string,
+  deliveryTag: number,
+  redelivered: boolean,
+  exchange: string,
+  routingKey: string,
+): void {
+  const start = w.startFrame(FrameType.Method, channel);
+  w.u32(Method.BasicDeliver);
+  w.shortstr(consumerTag);
+  w.u64(deliveryTag);
+  w.u8(redelivered ? 1 : 0);
+  w.shortstr(exchange);
+  w.shortstr(routingKey);
+  w.endFrame(start);
 }

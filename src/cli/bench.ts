@@ -346,39 +346,60 @@ export async function runBench(argv: string[]): Promise<number> {
     process.stdout.write(`${BENCH_HELP}\n${SUITE_HELP}`);
     return 0;
   }
-  const rpc = parseFlags('bench', argv, FLAGS).values.rpc;
-  if (typeof rpc === 'string') return benchRpc(o, intFlag('rpc', rpc, 1, 10_000));
+  const { rpc, json } = parseFlags('bench', argv, FLAGS).values;
+  const jsonFile = typeof json === 'string' ? json : null;
+  if (typeof rpc === 'string') return benchRpc(o, intFlag('rpc', rpc, 1, 10_000), jsonFile);
   process.stdout.write(`${describe(o)}\n`);
   const r = await runLoad(o);
   process.stdout.write(report(o, r));
-  const json = parseFlags('bench', argv, FLAGS).values.json;
-  if (typeof json === 'string') {
+  if (jsonFile !== null) {
     writeFileSync(
-      json,
+      jsonFile,
       JSON.stringify({ options: { ...o, url: redact(o.url) }, result: r }, null, 2) + '\n',
     );
   }
   return r.errors.length > 0 ? 1 : 0;
 }
 
-async function benchRpc(o: LoadOptions, concurrency: number): Promise<number> {
+async function benchRpc(
+  o: LoadOptions,
+  concurrency: number,
+  jsonFile: string | null,
+): Promise<number> {
   process.stdout.write(
     `warren bench: RPC round trips, ${concurrency} in flight, ${o.size} B, ${o.duration} s (+${o.warmup} s warm-up) against ${redact(o.url)}\n`,
   );
-  const r = await runRpc({
-    url: o.url,
-    concurrency,
-    size: o.size,
-    warmup: o.warmup,
-    duration: o.duration,
-    brokerPid: o.brokerPid ?? localListener(o.url),
-  });
+  let r;
+  try {
+    r = await runRpc({
+      url: o.url,
+      concurrency,
+      size: o.size,
+      warmup: o.warmup,
+      duration: o.duration,
+      brokerPid: o.brokerPid ?? localListener(o.url),
+    });
+  } catch (err) {
+    process.stderr.write(`warren bench: the RPC run failed: ${(err as Error).message}\n`);
+    return 1;
+  }
   process.stdout.write(
     `calls        ${fmtInt(r.callsPerSecond)}/s (${fmtInt(r.calls)})\n` +
       `round trip   ${fmtLatency(r.latency)}\n` +
-      (r.brokerCpu !== null ? `broker       CPU ${r.brokerCpu.toFixed(0)}% of a core\n` : ''),
+      (r.brokerCpu !== null ? `broker       CPU ${r.brokerCpu.toFixed(0)}% of a core\n` : '') +
+      (r.brokerRss !== null ? `broker       RSS ${fmtMiB(r.brokerRss)} at the end\n` : ''),
   );
-  return 0;
+  if (jsonFile !== null) {
+    writeFileSync(
+      jsonFile,
+      JSON.stringify(
+        { options: { ...o, url: redact(o.url), rpc: concurrency }, result: r },
+        null,
+        2,
+      ) + '\n',
+    );
+  }
+  return r.calls > 0 ? 0 : 1;
 }
 
 function describe(o: LoadOptions): string {

@@ -44,9 +44,14 @@ export async function main(argv: string[]): Promise<number> {
         return await runStart(rest);
       case 'ctl':
         return await runCtl(rest);
-      case 'bench':
+      case 'bench': {
         // Loaded on demand: the load generator is not needed to start a broker.
-        return await (await import('./bench.js')).runBench(rest);
+        const code = await (await import('./bench.js')).runBench(rest);
+        // A load generator that failed half-way may leave a socket or a worker behind: the
+        // report is written, so nothing that is left may keep the command from ending.
+        setTimeout(() => process.exit(code), 2000).unref();
+        return code;
+      }
       case 'send':
         return await (await import('./send.js')).runSend(rest);
       case 'receive':
