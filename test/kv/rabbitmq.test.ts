@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { connect } from '../../src/client/index.js';
 import { RABBITMQ_URL, requireRabbitmq } from '../helpers/rabbitmq.js';
-import type { Proc} from './cluster.js';
+import type { Proc } from './cluster.js';
 import { killAll, spawnCli } from './cluster.js';
 import { NOT_FOUND, OK, WireClient } from './wire-client.js';
 
