@@ -1,7 +1,15 @@
 import { createInterface } from 'node:readline';
 import { ListenError } from '../broker/index.js';
 import { ClientError } from '../client/index.js';
-import { KvClient, KvError, LoadBalancer, Worker, formatKvBench, runKvBench } from '../kv/index.js';
+import {
+  KvClient,
+  KvError,
+  LoadBalancer,
+  Worker,
+  WorkerStoppedError,
+  formatKvBench,
+  runKvBench,
+} from '../kv/index.js';
 import { DEFAULT_KV_AMQP_PORT, DEFAULT_KV_PORT } from '../kv/load-balancer.js';
 import { formatHelp, intFlag, parseFlags } from './args.js';
 import type { FlagSpec } from './args.js';
@@ -312,20 +320,30 @@ unregisters it and stops it; the other workers keep its data.`,
   }
   if (positionals.length > 0)
     throw new UsageError(`'warren kv worker' takes no arguments, got '${positionals[0]}'`);
+  const options = {
+    url: str(values.broker, `amqp://guest:guest@localhost:${DEFAULT_KV_AMQP_PORT}`),
+    name: typeof values.name === 'string' ? values.name : undefined,
+    namespace: str(values.namespace, 'warren.kv'),
+    antiEntropyInterval: ms('anti-entropy-interval', values['anti-entropy-interval'], 2000),
+    tombstoneTtl: ms('tombstone-ttl', values['tombstone-ttl'], 3600) * 1000,
+    failTimeout: ms('fail-timeout', values['fail-timeout'], 3000),
+    cleanupTimeout: ms('cleanup-timeout', values['cleanup-timeout'], 30_000),
+    replicationDelay: ms('replication-delay', values['replication-delay'], 0, 0),
+    log: out,
+  };
+  // A signal while the worker starts (it may wait for a load balancer for ever) aborts the start.
+  const starting = new AbortController();
   const signal = untilSignal();
-  const worker = await startOrExplain('worker', () =>
-    Worker.start({
-      url: str(values.broker, `amqp://guest:guest@localhost:${DEFAULT_KV_AMQP_PORT}`),
-      name: typeof values.name === 'string' ? values.name : undefined,
-      namespace: str(values.namespace, 'warren.kv'),
-      antiEntropyInterval: ms('anti-entropy-interval', values['anti-entropy-interval'], 2000),
-      tombstoneTtl: ms('tombstone-ttl', values['tombstone-ttl'], 3600) * 1000,
-      failTimeout: ms('fail-timeout', values['fail-timeout'], 3000),
-      cleanupTimeout: ms('cleanup-timeout', values['cleanup-timeout'], 30_000),
-      replicationDelay: ms('replication-delay', values['replication-delay'], 0, 0),
-      log: out,
-    }),
-  );
+  void signal.then((s) => starting.abort(`received ${s}`));
+  let worker: Worker | null;
+  try {
+    worker = await startOrExplain('worker', () =>
+      Worker.start({ ...options, signal: starting.signal }),
+    );
+  } catch (err) {
+    if (err instanceof WorkerStoppedError && starting.signal.aborted) return 0;
+    throw err;
+  }
   if (worker === null) return 1;
   const why = await Promise.race([signal.then((s) => `received ${s}`), worker.stopped]);
   await worker.stop(why);
@@ -375,29 +393,35 @@ function parseCommand(
   return { op: op === 'delete' ? 'del' : op, key, value: '' };
 }
 
-/** Run one command; resolves with the line to print and whether it succeeded. */
+/** Exit statuses of `warren kv client`, the protocol's result byte: what scripts test. */
+const EXIT_OK = 0;
+const EXIT_NOT_FOUND = 1;
+const EXIT_ERROR = 2;
+type Status = typeof EXIT_OK | typeof EXIT_NOT_FOUND | typeof EXIT_ERROR;
+
+/** Run one command; resolves with the line to print and its status. */
 async function execute(
   c: KvClient,
   cmd: { op: 'put' | 'get' | 'del'; key: string; value: string },
-): Promise<{ text: string; ok: boolean }> {
+): Promise<{ text: string; status: Status }> {
   try {
     switch (cmd.op) {
       case 'put':
         await c.put(cmd.key, cmd.value);
-        return { text: 'OK', ok: true };
+        return { text: 'OK', status: EXIT_OK };
       case 'get': {
         const v = await c.get(cmd.key);
         return v === null
-          ? { text: '(not found)', ok: false }
-          : { text: v.toString('utf8'), ok: true };
+          ? { text: '(not found)', status: EXIT_NOT_FOUND }
+          : { text: v.toString('utf8'), status: EXIT_OK };
       }
       case 'del':
         return (await c.del(cmd.key))
-          ? { text: 'OK', ok: true }
-          : { text: '(not found)', ok: false };
+          ? { text: 'OK', status: EXIT_OK }
+          : { text: '(not found)', status: EXIT_NOT_FOUND };
     }
   } catch (err) {
-    return { text: `ERROR: ${(err as Error).message}`, ok: false };
+    return { text: `ERROR: ${(err as Error).message}`, status: EXIT_ERROR };
   }
 }
 
@@ -407,9 +431,11 @@ async function runClient(argv: string[]): Promise<number> {
     process.stdout.write(
       formatHelp(
         'warren kv client [options] [put <key> <value> | get <key> | del <key>]',
-        `With a command, run it and exit (0: done, 1: not found or failed). Without one, read
-commands from standard input, one per line (interactive on a terminal; from a script,
-the commands are pipelined and answered in order).`,
+        `With a command, run it and exit with the result: 0 OK, 1 NOT_FOUND (get or del of a
+missing key), 2 ERROR (the server could not serve it, refused it, or cannot be reached).
+Without one, read commands from standard input, one per line (interactive on a terminal;
+from a script, the commands are pipelined and answered in order); the exit status is then
+the worst of all the answers.`,
         CLIENT_FLAGS,
       ),
     );
@@ -427,7 +453,7 @@ the commands are pipelined and answered in order).`,
     c = await KvClient.connect({ host, port });
   } catch (err) {
     process.stderr.write(`warren kv client: ${(err as Error).message}\n`);
-    return 1;
+    return EXIT_ERROR;
   }
   let shutdown = false;
   c.on('shutdown', () => {
@@ -436,9 +462,9 @@ the commands are pipelined and answered in order).`,
   });
   if (oneShot !== null && typeof oneShot !== 'string') {
     const r = await execute(c, oneShot);
-    (r.ok ? process.stdout : process.stderr).write(`${r.text}\n`);
+    (r.status === EXIT_OK ? process.stdout : process.stderr).write(`${r.text}\n`);
     await c.close();
-    return r.ok ? 0 : 1;
+    return r.status;
   }
   const interactive = process.stdin.isTTY === true;
   const rl = createInterface({
@@ -447,7 +473,7 @@ the commands are pipelined and answered in order).`,
     prompt: 'kv> ',
     terminal: interactive,
   });
-  let failures = 0;
+  let worst: Status = EXIT_OK;
   // Answers print in the order the commands were given; commands go out as they are read.
   let printed: Promise<void> = Promise.resolve();
   const closed = new Promise<void>((resolve) => c.once('close', resolve));
@@ -474,13 +500,13 @@ the commands are pipelined and answered in order).`,
       return;
     }
     const cmd = parseCommand(line);
-    const answer =
+    const answer: Promise<{ text: string; status: Status }> =
       typeof cmd === 'string'
-        ? Promise.resolve({ text: `ERROR: ${cmd}`, ok: false })
+        ? Promise.resolve({ text: `ERROR: ${cmd}`, status: EXIT_ERROR })
         : execute(c, cmd);
     printed = printed.then(async () => {
       const r = await answer;
-      if (!r.ok) failures++;
+      if (r.status > worst) worst = r.status;
       out(r.text);
       if (interactive) rl.prompt();
     });
@@ -489,7 +515,7 @@ the commands are pipelined and answered in order).`,
   await printed;
   rl.close();
   await c.close();
-  return shutdown || failures > 0 ? 1 : 0;
+  return shutdown ? EXIT_ERROR : worst;
 }
 
 async function runBenchCommand(argv: string[]): Promise<number> {

@@ -27,7 +27,16 @@ export const LbService = defineService({
      * one MSG_WORKER_ENTRY per worker with shouldExportData, MSG_WORKER_REGISTRY_END).
      */
     register: {
-      args: s.object({ id: s.string({ min: 1, max: 200 }), inbox: s.string({ min: 1 }) }),
+      args: s.object({
+        id: s.string({ min: 1, max: 200 }),
+        inbox: s.string({ min: 1 }),
+        /**
+         * Absent (or joining) for a new worker. A worker that served a load balancer which has
+         * since been replaced registers again with its state and heartbeat, and takes no export.
+         */
+        state: s.enum(['joining', 'ready', 'not-ready']).optional(),
+        hb: s.int({ min: 0 }).optional(),
+      }),
       result: s.object({ workers: s.array(memberRow) }),
       timeout: 10_000,
     },
@@ -56,6 +65,8 @@ export const LbService = defineService({
         connections: s.int(),
         inflight: s.int(),
         parked: s.int(),
+        /** Entries in the read-your-writes barriers of all connections (one per worker seen). */
+        barrierEntries: s.int(),
         members: s.int(),
         removedMembers: s.int(),
         ring: s.array(s.string()),
@@ -139,6 +150,8 @@ export function kvNames(namespace: string) {
     inbox: (id: string) => `${namespace}.inbox.${id}`,
     replica: (id: string) => `${namespace}.replica.${id}`,
     replicate: `${namespace}.replicate`,
+    /** Fanout to every worker's inbox: a (new) load balancer says it is there. */
+    announce: `${namespace}.announce`,
   };
 }
 export type KvNames = ReturnType<typeof kvNames>;

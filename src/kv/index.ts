@@ -5,7 +5,7 @@
  */
 export { LoadBalancer, DEFAULT_KV_PORT, DEFAULT_KV_AMQP_PORT } from './load-balancer.js';
 export type { LoadBalancerOptions } from './load-balancer.js';
-export { Worker } from './worker.js';
+export { Worker, WorkerStoppedError } from './worker.js';
 export type { WorkerOptions } from './worker.js';
 export { KvClient, KvError, KvErrorCode } from './kv-client.js';
 export type { KvClientOptions, KvClientEvents } from './kv-client.js';
@@ -19,6 +19,7 @@ export {
   FrameReader,
   MAX_PAYLOAD,
   MAX_PUT_PAYLOAD,
+  MAX_KEY,
   decodeRequest,
   decodeServerMessage,
   encodePut,

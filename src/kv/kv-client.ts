@@ -4,6 +4,8 @@ import type { Socket } from 'node:net';
 import { Deque } from '../util/deque.js';
 import {
   FrameReader,
+  MAX_KEY,
+  MAX_PUT_PAYLOAD,
   MsgType,
   Result,
   decodeServerMessage,
@@ -114,10 +116,10 @@ export class KvClient extends EventEmitter<KvClientEvents> {
   async put(key: Bytes, value: Bytes): Promise<void> {
     const k = bytes(key);
     const v = bytes(value);
-    if (k.length === 0 || 4 + k.length + v.length > 0xfffe) {
+    if (k.length === 0 || 4 + k.length + v.length > MAX_PUT_PAYLOAD) {
       throw new KvError(
         KvErrorCode.Invalid,
-        `a key of 1 or more bytes and key + value of at most 65530 bytes, got ${k.length} + ${v.length}`,
+        `a put needs a key of 1 or more bytes and key + value of at most ${MAX_PUT_PAYLOAD - 4} bytes, got ${k.length} + ${v.length}`,
       );
     }
     const m = await this.request(MsgType.Put, encodePut(k, v));
@@ -144,8 +146,8 @@ export class KvClient extends EventEmitter<KvClientEvents> {
 
   private key(key: Bytes): Buffer {
     const k = bytes(key);
-    if (k.length === 0 || k.length > 0xfffd) {
-      throw new KvError(KvErrorCode.Invalid, `a key is 1 to 65533 bytes, got ${k.length}`);
+    if (k.length === 0 || k.length > MAX_KEY) {
+      throw new KvError(KvErrorCode.Invalid, `a key is 1 to ${MAX_KEY} bytes, got ${k.length}`);
     }
     return k;
   }

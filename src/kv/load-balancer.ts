@@ -11,12 +11,14 @@ import type { KvNames } from './contracts.js';
 import { MemberState, Membership } from './membership.js';
 import type { Member, MemberChange } from './membership.js';
 import {
+  MAX_BARRIER,
   SHUTDOWN_MESSAGE,
   WireType,
   WorkerResult,
   decodeGossip,
   decodeWorkerResponse,
   encodeGossip,
+  encodeHello,
   encodeWorkerRequest,
 } from './messages.js';
 import type { RequestType, WorkerResponse } from './messages.js';
@@ -112,6 +114,8 @@ class Session {
   readonly vector = new Map<string, number>();
   pausedForPipeline = false;
   pausedForDrain = false;
+  /** The client half-closed: the connection ends once the last response is written. */
+  halfClosed = false;
   closed = false;
 
   constructor(
@@ -149,6 +153,11 @@ export class LoadBalancer {
   private readonly workers = new Map<string, WorkerRef>();
   private readonly byInbox = new Map<string, WorkerRef>();
   private readonly sessions = new Set<Session>();
+  /** Connections that arrived while stopping: told MSG_SHUTDOWN, destroyed with the rest. */
+  private readonly strays = new Set<Socket>();
+  private straysDestroyed = false;
+  /** Workers gone from the membership, and when their session barrier entries are dropped. */
+  private readonly departed = new Map<string, number>();
   private readonly inflight = new Map<number, Pending>();
   private readonly timeline = new Deque<{ p: Pending; id: number }>(64);
   private readonly parked = new Deque<Pending>(16);
@@ -192,9 +201,15 @@ export class LoadBalancer {
     this.embedded = broker;
     this.brokerUrl = brokerUrl;
     this.port = (server.address() as AddressInfo).port;
+    // The heartbeat starts at the clock: a restarted load balancer's is higher than any its
+    // predecessor reached (one per gossip round), so workers take its gossip for newer news.
     this.membership = new Membership(
       { id: 'lb', role: 'lb', inbox: this.names.lbInbox, state: MemberState.Ready },
-      { failTimeout: this.o.failTimeout, cleanupTimeout: this.o.cleanupTimeout },
+      {
+        failTimeout: this.o.failTimeout,
+        cleanupTimeout: this.o.cleanupTimeout,
+        incarnation: Date.now(),
+      },
     );
     this.membership.on('change', (m, what) => this.onMemberChange(m, what));
   }
@@ -226,7 +241,9 @@ export class LoadBalancer {
       // Exclusive: a second load balancer on the same broker and namespace is refused here.
       await ch.queueDeclare(names.lbInbox, { exclusive: true });
       const rpc = await rpcEndpoint(conn, { namespace: names.rpc, clientId: 'lb' });
-      server = createServer({ noDelay: true });
+      // Half-open: a client that sends its requests and then shuts down its side (printf ... | nc)
+      // still gets every answer; the load balancer ends the connection after the last one.
+      server = createServer({ noDelay: true, allowHalfOpen: true });
       await listen(server, o.port ?? DEFAULT_KV_PORT, o.host);
       const lb = new LoadBalancer(o, server, conn, ch, rpc, broker, url);
       await lb.open();
@@ -246,7 +263,7 @@ export class LoadBalancer {
     this.rpcServer = await this.rpc.serve(
       LbService,
       {
-        register: ({ id, inbox }) => this.register(id, inbox),
+        register: ({ id, inbox, state, hb }) => this.register(id, inbox, state, hb),
         setState: ({ id, state, hb }) => this.setState(id, state, hb),
         leave: ({ id }) => this.leave(id),
         stats: ({ gc }) => this.stats(gc === true),
@@ -255,12 +272,29 @@ export class LoadBalancer {
     );
     this.server.on('connection', (socket) => this.onConnection(socket));
     this.gossipTimer = setInterval(() => this.onGossipTick(), this.o.gossipInterval);
+    // Workers that served a previous load balancer (it crashed, and this one replaced it) hear
+    // this on their inboxes and register again, with their state.
+    await this.ch.exchangeDeclare(this.names.announce, 'fanout');
+    await this.ch.publish(
+      this.names.announce,
+      '',
+      encodeHello(this.names.lbInbox, this.membership.self.hb),
+    );
   }
 
   // ---------------------------------------------------------------- workers
 
-  private register(id: string, inbox: string) {
-    this.membership.learn({ id, role: 'worker', inbox, hb: 0, state: MemberState.Joining });
+  /**
+   * A worker registers: a new one (joining; it is told which worker exports to it), or one that
+   * served a previous load balancer and comes back with its state (it needs no export).
+   */
+  private register(id: string, inbox: string, state: MemberState = MemberState.Joining, hb = 0) {
+    this.membership.learn({ id, role: 'worker', inbox, hb, state });
+    if (state !== MemberState.Joining) {
+      this.log(`worker ${id} registered again (${state})`);
+      this.refresh(id);
+      return { workers: [] };
+    }
     const others: Member[] = [];
     for (const m of this.membership.all()) {
       if (m.role === 'worker' && m.id !== id && m.alive && m.state !== MemberState.Joining) {
@@ -308,6 +342,7 @@ export class LoadBalancer {
       const w = new WorkerRef(m.id, m.inbox);
       this.workers.set(m.id, w);
       this.byInbox.set(m.inbox, w);
+      this.departed.delete(m.id);
     } else if (what === 'removed') {
       const w = this.workers.get(m.id);
       this.ring.remove(m.id);
@@ -316,6 +351,9 @@ export class LoadBalancer {
         this.byInbox.delete(w.inbox);
         this.retryAll(w);
       }
+      // Its writes stay in the session barriers a while longer: the replicas may still be
+      // applying the last of them (a worker that crashed is removed as soon as its queue goes).
+      this.departed.set(m.id, Date.now() + this.o.cleanupTimeout);
       this.log(`worker ${m.id} unregistered`);
       return;
     } else if (what === 'failed') {
@@ -364,19 +402,23 @@ export class LoadBalancer {
 
   private onInbox(m: Message): void {
     const body = m.body;
+    let r: WorkerResponse;
     try {
       if (body[0] === WireType.Gossip) {
         this.membership.merge(decodeGossip(body));
         for (const w of this.workers.values()) if (w.suspectHb !== null) this.refresh(w.id);
         return;
       }
-      this.onResponse(decodeWorkerResponse(body));
+      r = decodeWorkerResponse(body);
     } catch (err) {
       this.log(`ignored a malformed message: ${(err as Error).message}`);
+      return;
     }
+    this.onResponse(r);
   }
 
   private onGossipTick(): void {
+    this.forgetDeparted();
     this.membership.tick();
     const body = encodeGossip(this.membership.table());
     for (const m of this.membership.pick(2)) {
@@ -387,8 +429,16 @@ export class LoadBalancer {
   // ---------------------------------------------------------------- clients
 
   private onConnection(socket: Socket): void {
+    socket.on('error', () => undefined);
     if (this.stopping !== null) {
+      // Kept until stop destroys it: a client that never closes must not hold the server open.
       socket.end(SHUTDOWN_FRAME);
+      if (this.straysDestroyed) {
+        socket.destroy();
+        return;
+      }
+      this.strays.add(socket);
+      socket.once('close', () => this.strays.delete(socket));
       return;
     }
     socket.setNoDelay(true);
@@ -399,7 +449,10 @@ export class LoadBalancer {
       s.pausedForDrain = false;
       this.resumeIfAble(s);
     });
-    socket.on('error', () => undefined);
+    socket.on('end', () => {
+      s.halfClosed = true;
+      this.flush(s);
+    });
     socket.on('close', () => this.onClose(s));
   }
 
@@ -450,24 +503,29 @@ export class LoadBalancer {
     s.queue.push(p);
   }
 
-  /** Write the responses at the head of the queue that are ready, in order. */
+  /**
+   * Write the responses at the head of the queue that are ready, in order; once a client that
+   * half-closed has every answer, end the connection.
+   */
   private flush(s: Session): void {
     if (s.closed) return;
     const q = s.queue;
-    if (q.length === 0 || q.peek()!.response === null) return;
     const sock = s.socket;
-    sock.cork();
-    let ok = true;
-    while (q.length > 0 && q.peek()!.response !== null) ok = sock.write(q.shift()!.response!);
-    sock.uncork();
-    if (!ok) {
-      s.pausedForDrain = true;
-      sock.pause();
+    if (q.length > 0 && q.peek()!.response !== null) {
+      sock.cork();
+      let ok = true;
+      while (q.length > 0 && q.peek()!.response !== null) ok = sock.write(q.shift()!.response!);
+      sock.uncork();
+      if (!ok) {
+        s.pausedForDrain = true;
+        sock.pause();
+      }
+      if (s.pausedForPipeline && q.length < this.o.maxPipeline / 2) {
+        s.pausedForPipeline = false;
+        this.resumeIfAble(s);
+      }
     }
-    if (s.pausedForPipeline && q.length < this.o.maxPipeline / 2) {
-      s.pausedForPipeline = false;
-      this.resumeIfAble(s);
-    }
+    if (s.halfClosed && q.length === 0 && !sock.writableEnded) sock.end();
   }
 
   private resumeIfAble(s: Session): void {
@@ -486,7 +544,11 @@ export class LoadBalancer {
       this.inflight.delete(p.id);
       p.worker?.inflight.delete(p);
       p.worker = null;
-      if (p.parked) this.parkedCount--;
+      // Counted once: unpark and sweep skip (and drop) requests no longer marked parked.
+      if (p.parked) {
+        p.parked = false;
+        this.parkedCount--;
+      }
     }
     s.busy.clear();
     s.vector.clear();
@@ -507,24 +569,33 @@ export class LoadBalancer {
     }
     const s = p.session;
     const id = (this.nextId = (this.nextId + 1) >>> 0);
-    p.id = id;
-    p.worker = w;
-    p.deadline = Date.now() + this.o.attemptTimeout;
+    const deadline = Date.now() + this.o.attemptTimeout;
     const type: RequestType =
       p.op === MsgType.Put
         ? WireType.StoreRequest
         : p.op === MsgType.Get
           ? WireType.RetrieveRequest
           : WireType.RemoveRequest;
-    const body = encodeWorkerRequest({
-      type,
-      id,
-      key: p.key,
-      value: p.value,
-      deadline: p.deadline,
-      clock: s.clock,
-      after: s.vector.size === 0 ? NO_BARRIER : [...s.vector],
-    });
+    let body: Buffer;
+    try {
+      body = encodeWorkerRequest({
+        type,
+        id,
+        key: p.key,
+        value: p.value,
+        deadline,
+        clock: s.clock,
+        after: s.vector.size === 0 ? NO_BARRIER : [...s.vector],
+      });
+    } catch (err) {
+      // Not expected (keys and barriers are bounded before this); answer rather than lose it.
+      this.log(`cannot send a request to a worker: ${(err as Error).message}`);
+      this.complete(p, this.responseFrame(p, Result.Error, null));
+      return;
+    }
+    p.id = id;
+    p.worker = w;
+    p.deadline = deadline;
     this.inflight.set(id, p);
     w.inflight.add(p);
     this.timeline.push({ p, id });
@@ -564,8 +635,7 @@ export class LoadBalancer {
     const s = p.session;
     if (r.stamp !== null) {
       if (r.stamp.hlc > s.clock) s.clock = r.stamp.hlc;
-      const seen = s.vector.get(r.stamp.origin);
-      if (seen === undefined || r.stamp.seq > seen) s.vector.set(r.stamp.origin, r.stamp.seq);
+      this.observe(s, r.stamp.origin, r.stamp.seq);
     }
     const result =
       r.result === WorkerResult.Ok
@@ -576,14 +646,62 @@ export class LoadBalancer {
     this.complete(p, this.responseFrame(p, result, r.value));
   }
 
+  /**
+   * Add a write to the session's barrier. Only workers that are members count: a version read
+   * from a worker long gone needs no barrier (every replica applied its writes long ago), and
+   * the barrier must stay within what a request can carry.
+   */
+  private observe(s: Session, origin: string, seq: number): void {
+    const seen = s.vector.get(origin);
+    if (seen !== undefined) {
+      if (seq > seen) s.vector.set(origin, seq);
+      return;
+    }
+    if (this.membership.get(origin) === undefined) return;
+    if (s.vector.size >= MAX_BARRIER) {
+      // More workers than a barrier holds: forget the entry of one no longer a member, or else
+      // the oldest (read-your-writes then rests on that worker's writes having spread by now).
+      let drop: string | undefined;
+      for (const o of s.vector.keys()) {
+        drop ??= o;
+        if (this.membership.get(o) === undefined) {
+          drop = o;
+          break;
+        }
+      }
+      s.vector.delete(drop!);
+    }
+    s.vector.set(origin, seq);
+  }
+
+  /** Drop the barrier entries of workers that left long enough ago. */
+  private forgetDeparted(): void {
+    if (this.departed.size === 0) return;
+    const now = Date.now();
+    for (const [id, at] of this.departed) {
+      if (at > now) continue;
+      this.departed.delete(id);
+      for (const s of this.sessions) s.vector.delete(id);
+    }
+  }
+
+  /** The response to a request; never throws (it runs from timers and the consumer). */
   private responseFrame(p: Pending, result: Result, value: Buffer | null): Buffer {
-    switch (p.op) {
-      case MsgType.Put:
-        return encodeKeyResponse(MsgType.PutResponse, result, p.key);
-      case MsgType.Delete:
-        return encodeKeyResponse(MsgType.DeleteResponse, result, p.key);
-      default:
-        return encodeGetResponse(result, p.key, result === Result.Ok ? value : null);
+    try {
+      switch (p.op) {
+        case MsgType.Put:
+          return encodeKeyResponse(MsgType.PutResponse, result, p.key);
+        case MsgType.Delete:
+          return encodeKeyResponse(MsgType.DeleteResponse, result, p.key);
+        default:
+          return encodeGetResponse(result, p.key, result === Result.Ok ? value : null);
+      }
+    } catch (err) {
+      // Requests are checked on arrival so that their responses fit; this is the last resort.
+      return encodeError(
+        ErrorCode.TooLarge,
+        `the response does not fit: ${(err as Error).message}`,
+      );
     }
   }
 
@@ -620,13 +738,20 @@ export class LoadBalancer {
   }
 
   private startSweeping(): void {
-    this.sweepTimer ??= setInterval(() => this.sweep(), SWEEP_MS);
+    this.sweepTimer ??= setInterval(() => {
+      try {
+        this.sweep();
+      } catch (err) {
+        // A bug here must not take the load balancer down with every client.
+        this.log(`sweep failed: ${(err as Error).stack ?? String(err)}`);
+      }
+    }, SWEEP_MS);
   }
 
   private maybeStopSweeping(): void {
+    if (this.parkedCount === 0) this.parked.clear();
     if (this.sweepTimer !== null && this.inflight.size === 0 && this.parkedCount === 0) {
       this.timeline.clear();
-      this.parked.clear();
       clearInterval(this.sweepTimer);
       this.sweepTimer = null;
     }
@@ -651,7 +776,8 @@ export class LoadBalancer {
     }
     // Stale timeline entries (answered requests) are dropped as their deadlines pass.
     while (t.length > 0 && (t.peek()!.p.done || t.peek()!.p.id !== t.peek()!.id)) t.shift();
-    if (this.parkedCount > 0) {
+    // Requests dropped from the queue (their client left) are no longer marked parked.
+    if (this.parked.length > 0) {
       for (let n = this.parked.length; n > 0; n--) {
         const p = this.parked.shift()!;
         if (!p.parked) continue;
@@ -686,6 +812,7 @@ export class LoadBalancer {
       connections: this.sessions.size,
       inflight: this.inflight.size,
       parked: this.parkedCount,
+      barrierEntries: [...this.sessions].reduce((n, s) => n + s.vector.size, 0),
       members: this.membership.size - 1,
       removedMembers: this.membership.removedCount,
       ring: this.ring.values().map((w) => w.id),
@@ -733,6 +860,8 @@ export class LoadBalancer {
       clearTimeout(timer);
     }
     for (const s of [...this.sessions]) s.socket.destroy();
+    this.straysDestroyed = true;
+    for (const socket of [...this.strays]) socket.destroy();
     await closed;
     if (this.sweepTimer !== null) clearInterval(this.sweepTimer);
     this.sweepTimer = null;

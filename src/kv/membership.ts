@@ -53,6 +53,11 @@ export interface MembershipOptions {
   failTimeout?: number;
   /** A failed or departed member is forgotten this long (ms) after its last heartbeat. */
   cleanupTimeout?: number;
+  /**
+   * This member's first heartbeat (default 1). A member that may restart under the same id
+   * starts from the clock, so that its gossip is newer than anything its predecessor sent.
+   */
+  incarnation?: number;
   now?: () => number;
 }
 
@@ -96,7 +101,14 @@ export class Membership extends EventEmitter<MembershipEvents> {
     this.now = o.now ?? Date.now;
     this.failTimeout = o.failTimeout ?? 3000;
     this.cleanupTimeout = o.cleanupTimeout ?? 30_000;
-    this.self = new Member(self.id, self.role, self.inbox, 1, self.state, this.now());
+    this.self = new Member(
+      self.id,
+      self.role,
+      self.inbox,
+      o.incarnation ?? 1,
+      self.state,
+      this.now(),
+    );
     this.members.set(self.id, this.self);
   }
 

@@ -10,7 +10,8 @@
  *   7  RETRIEVE_REQUEST   clientId (4), keyLen (2), key, Trailer
  *  22  REMOVE_REQUEST     clientId (4), keyLen (2), key, Trailer                  (Warren's)
  *        Trailer: deadline (8, ms since the epoch), clock (8, the session's highest timestamp),
- *                 n (1), n x [originLen (1), origin, seq (8)]: the session's barrier
+ *                 n (1), n x [originLen (1), origin, seq (8)]: the session's barrier (n <= 255:
+ *                 the load balancer keeps barriers that small, and encoding refuses more)
  *   6  STORE_RESPONSE     result (1), clientId (4), keyLen (2), key, Stamp?
  *   8  RETRIEVE_RESPONSE  result (1), clientId (4), keyLen (2), key, valueLen (2), value, Stamp?
  *  23  REMOVE_RESPONSE    result (1), clientId (4), keyLen (2), key, Stamp?          (Warren's)
@@ -20,6 +21,9 @@
  *  18  SHUTDOWN           (no payload): the load balancer is stopping; workers stop too
  *  24  MARKER             tokenLen (1), token: a worker's note to itself through its own queue
  *  25  GOSSIP             UTF-8 JSON: a membership table (see membership.ts)
+ *  26  HELLO              hb (8), inboxLen (1), inbox: a load balancer started (it may replace
+ *                         one that crashed); sent to every worker's inbox through a fanout
+ *                         exchange, and workers that were serving register with it again
  *
  * clientId is the seed's field; Warren puts the load balancer's request id in it.
  */
@@ -39,6 +43,7 @@ export const WireType = {
   RemoveResponse: 23,
   Marker: 24,
   Gossip: 25,
+  Hello: 26,
 } as const;
 export type WireType = (typeof WireType)[keyof typeof WireType];
 
@@ -56,6 +61,9 @@ export interface Stamp {
   readonly origin: string;
   readonly seq: number;
 }
+
+/** The most entries a request's barrier carries (its count is one byte). */
+export const MAX_BARRIER = 255;
 
 export type RequestType =
   typeof WireType.StoreRequest | typeof WireType.RetrieveRequest | typeof WireType.RemoveRequest;
@@ -225,6 +233,11 @@ function readStamp(c: Cursor): Stamp {
 // ------------------------------------------------------------------ requests
 
 export function encodeWorkerRequest(r: WorkerRequest): Buffer {
+  if (r.after.length > MAX_BARRIER) {
+    throw new WireError(
+      `a barrier of ${r.after.length} entries; a request carries at most ${MAX_BARRIER}`,
+    );
+  }
   let size = 1 + 4 + 2 + r.key.length + 8 + 8 + 1;
   if (r.type === WireType.StoreRequest) size += 2 + r.value.length;
   for (const [origin] of r.after) {
@@ -258,6 +271,32 @@ export function decodeWorkerRequest(body: Buffer): WorkerRequest {
   for (let i = 0; i < n; i++) after.push([c.str8(), c.f64()]);
   c.end();
   return { type, id, key, value, deadline, clock, after };
+}
+
+/**
+ * The type, id and key of a request that did not decode as a whole, so that it can still be
+ * answered ERROR (a load balancer waits for every request it sends); null if even they are not
+ * there.
+ */
+export function peekWorkerRequest(
+  body: Buffer,
+): { type: RequestType; id: number; key: Buffer } | null {
+  try {
+    const c = new Cursor(body);
+    const type = c.u8();
+    if (
+      type !== WireType.StoreRequest &&
+      type !== WireType.RetrieveRequest &&
+      type !== WireType.RemoveRequest
+    ) {
+      return null;
+    }
+    const id = c.u32();
+    const key = c.remaining >= 2 ? c.bytes(Math.min(c.u16(), c.remaining)) : EMPTY;
+    return { type, id, key };
+  } catch {
+    return null;
+  }
 }
 
 // ------------------------------------------------------------------ responses
@@ -349,6 +388,21 @@ export function decodeMarker(body: Buffer): string {
 }
 
 export const SHUTDOWN_MESSAGE: Buffer = Buffer.from([WireType.Shutdown]);
+
+export function encodeHello(inbox: string, hb: number): Buffer {
+  if (inbox.length > 255) throw new WireError(`inbox '${inbox}' is longer than 255 bytes`);
+  return new Out(1 + 8 + 1 + inbox.length).u8(WireType.Hello).f64(hb).str8(inbox).buf;
+}
+
+export function decodeHello(body: Buffer): { inbox: string; hb: number } {
+  const c = new Cursor(body);
+  if (c.u8() !== WireType.Hello) throw new WireError('not a HELLO');
+  const hb = c.f64();
+  const inbox = c.str8();
+  c.end();
+  if (!Number.isSafeInteger(hb) || hb < 0) throw new WireError(`HELLO heartbeat ${hb}`);
+  return { inbox, hb };
+}
 
 export function encodeGossip(json: unknown): Buffer {
   const text = Buffer.from(JSON.stringify(json), 'utf8');

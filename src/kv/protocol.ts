@@ -30,13 +30,16 @@
  *  20  MSG_DELETE               keyLen (2), key                       (Warren's addition)
  *  21  MSG_DELETE_RESPONSE      result (1), keyLen (2), key           (Warren's addition)
  *
- * Choices where the seed is silent: keys are 1..65535 bytes and may hold any bytes (an empty key
+ * Choices where the seed is silent: keys are 1..65530 bytes and may hold any bytes (an empty key
  * is refused); a value may be empty (valueLen 0), and GET of such a key answers OK with valueLen 0;
  * a NOT_FOUND or ERROR GET_RESPONSE has valueLen 0. Every request frame gets exactly one
  * response frame, in the order the requests were sent: its response type, or MSG_ERROR when the
  * frame could not be understood (the connection stays open: the header says where the next frame
- * starts). A PUT must leave room for its GET_RESPONSE, whose payload is one byte longer, so a PUT
- * payload may be at most 65534 bytes.
+ * starts). Every response must fit the 2-byte length: a GET_RESPONSE is result (1), keyLen (2),
+ * key, valueLen (2), value, so a key may be at most 65535 - 5 = 65530 bytes, and a PUT (whose
+ * payload is keyLen (2), key, valueLen (2), value: one byte shorter than that GET_RESPONSE) at
+ * most 65534 bytes, i.e. key + value at most 65530 bytes. A longer key gets MSG_ERROR TooLarge
+ * whatever the request, so no response ever has to be refused after the work is done.
  */
 
 export const MsgType = {
@@ -76,7 +79,7 @@ export const ErrorCode = {
   UnexpectedType: 2,
   /** The payload does not match the type's layout (lengths disagree, bytes left over). */
   Malformed: 3,
-  /** The payload is larger than the server accepts. */
+  /** The payload (or the key) is larger than the server accepts. */
   TooLarge: 4,
   /** The key is empty. */
   InvalidKey: 5,
@@ -90,6 +93,11 @@ export const MAX_PAYLOAD = 0xffff;
 export const MAX_PUT_PAYLOAD = MAX_PAYLOAD - 1;
 /** The longest value a PUT can carry with a one-byte key. */
 export const MAX_VALUE = MAX_PUT_PAYLOAD - 2 - 1 - 2;
+/**
+ * The longest key: a GET_RESPONSE (result, keyLen, key, valueLen: 5 bytes besides the key) must
+ * fit the 2-byte length even with an empty value, and a PUT's key and value together fit the same.
+ */
+export const MAX_KEY = MAX_PAYLOAD - 5;
 
 const TYPE_NAMES = new Map<number, string>(
   Object.entries(MsgType).map(([name, n]) => [
@@ -168,6 +176,8 @@ export function decodeRequest(type: number, payload: Buffer): ClientRequest | Fr
         );
       }
       if (keyLen === 0) return frameError(ErrorCode.InvalidKey, `${name} with an empty key`);
+      // Checked here, before any work: the response repeats the key and must fit its frame.
+      if (keyLen > MAX_KEY) return keyTooLong(name, keyLen);
       return { op: type, key: payload.subarray(2) };
     }
     default:
@@ -181,6 +191,13 @@ export function decodeRequest(type: number, payload: Buffer): ClientRequest | Fr
   }
 }
 
+function keyTooLong(name: string, keyLen: number): FrameError {
+  return frameError(
+    ErrorCode.TooLarge,
+    `${name} key of ${keyLen} bytes is longer than the ${MAX_KEY} a key may have (its MSG_GET_RESPONSE must fit in a 65535-byte payload); use a shorter key`,
+  );
+}
+
 function malformed(name: string, got: number, min: number): FrameError {
   return frameError(
     ErrorCode.Malformed,
@@ -190,7 +207,13 @@ function malformed(name: string, got: number, min: number): FrameError {
 
 // ------------------------------------------------------------------ encoding
 
+/** Throws a RangeError if the payload does not fit the 2-byte length (callers prevent that). */
 function header(type: number, payloadLength: number): Buffer {
+  if (payloadLength > MAX_PAYLOAD) {
+    throw new RangeError(
+      `a ${typeName(type)} payload of ${payloadLength} bytes does not fit the 2-byte length`,
+    );
+  }
   const b = Buffer.allocUnsafe(HEADER_SIZE + payloadLength);
   b[0] = type;
   b.writeUInt16BE(payloadLength, 1);

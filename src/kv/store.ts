@@ -132,6 +132,16 @@ export class KvStore {
     }
   }
 
+  /** Stop interning a departed worker's id (entries keep their own reference to it). */
+  forgetOrigin(origin: string): void {
+    this.origins.delete(origin);
+  }
+
+  /** Worker ids interned, for tests and statistics. */
+  get originCount(): number {
+    return this.origins.size;
+  }
+
   private intern(origin: string): string {
     const o = this.origins.get(origin);
     if (o !== undefined) return o;

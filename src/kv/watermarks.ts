@@ -17,22 +17,67 @@ class Mark {
  * Writes from one origin arrive in order through the replica's queue, so this is normally one
  * counter per origin. A gap (a lost or purged message, or writes made before this replica's queue
  * existed) holds the mark back until a full export or an anti-entropy round covers it: `absorb`.
+ *
+ * Origins that left are retired: their mark moves to a smaller record that still answers
+ * `covers` (a session may carry a barrier on a departed worker a little longer) and is forgotten
+ * after a retention period, unless the origin writes again (`record`), which brings its mark
+ * back.
  */
 export class Watermarks {
   private readonly marks = new Map<string, Mark>();
+  private readonly retired = new Map<string, { contig: number; until: number }>();
   private readonly onAdvance: (origin: string) => void;
 
   constructor(onAdvance: (origin: string) => void = () => undefined) {
     this.onAdvance = onAdvance;
   }
 
+  /** The active mark of `origin`, made (from its retired record, if any) when missing. */
   private mark(origin: string): Mark {
     let m = this.marks.get(origin);
     if (m === undefined) {
       m = new Mark();
+      const r = this.retired.get(origin);
+      if (r !== undefined) {
+        m.contig = r.contig;
+        this.retired.delete(origin);
+      }
       this.marks.set(origin, m);
     }
     return m;
+  }
+
+  /**
+   * `origin` left and every write of it this replica will get is applied: keep only how far it
+   * got, until `until` (ms). Refused (false) while a gap remains, which anti-entropy may close.
+   */
+  retire(origin: string, until: number): boolean {
+    const m = this.marks.get(origin);
+    if (m === undefined) return true;
+    if (m.ahead !== null) return false;
+    this.marks.delete(origin);
+    this.retired.set(origin, { contig: m.contig, until });
+    return true;
+  }
+
+  /** Forget retired origins whose retention ended. */
+  expire(now: number): void {
+    for (const [o, r] of this.retired) if (r.until <= now) this.retired.delete(o);
+  }
+
+  /** Whether `origin` has a mark, active or retired. */
+  tracks(origin: string): boolean {
+    return this.marks.has(origin) || this.retired.has(origin);
+  }
+
+  /** Origins with an active mark. */
+  active(): string[] {
+    return [...this.marks.keys()];
+  }
+
+  /** Origins tracked (active and retired), for tests and statistics. */
+  get size(): number {
+    return this.marks.size + this.retired.size;
   }
 
   /** Write `seq` of `origin` is applied. Returns true while a gap remains before some write. */
@@ -52,6 +97,11 @@ export class Watermarks {
 
   /** A peer (or an export) held `origin` up to `seq`, and this replica now holds all it held. */
   absorb(origin: string, seq: number): void {
+    const r = this.retired.get(origin);
+    if (r !== undefined && !this.marks.has(origin)) {
+      if (seq > r.contig) r.contig = seq;
+      return;
+    }
     const m = this.mark(origin);
     if (seq <= m.contig) return;
     m.contig = seq;
@@ -69,11 +119,11 @@ export class Watermarks {
 
   /** Whether every write of `origin` up to `seq` is held. */
   covers(origin: string, seq: number): boolean {
-    return (this.marks.get(origin)?.contig ?? 0) >= seq;
+    return this.get(origin) >= seq;
   }
 
   get(origin: string): number {
-    return this.marks.get(origin)?.contig ?? 0;
+    return this.marks.get(origin)?.contig ?? this.retired.get(origin)?.contig ?? 0;
   }
 
   /** Origins with a gap. */
@@ -83,13 +133,16 @@ export class Watermarks {
     return out;
   }
 
+  /** How far each origin is held, retired ones included (a peer may still have a gap there). */
   snapshot(): [origin: string, seq: number][] {
     const out: [string, number][] = [];
     for (const [o, m] of this.marks) out.push([o, m.contig]);
+    for (const [o, r] of this.retired) out.push([o, r.contig]);
     return out;
   }
 
   clear(): void {
     this.marks.clear();
+    this.retired.clear();
   }
 }

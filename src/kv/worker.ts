@@ -6,6 +6,7 @@ import { Reason, isRpcError, rpcEndpoint } from '../rpc/index.js';
 import type { RpcEndpoint, ServiceClient, ServiceServer } from '../rpc/index.js';
 import { offerFromJson, transferEndpoint } from '../transfer/index.js';
 import type { TransferEndpoint, TransferOffer } from '../transfer/index.js';
+import { Deque } from '../util/deque.js';
 import { DEFAULT_NAMESPACE, LbService, WorkerService, kvNames } from './contracts.js';
 import type { KvNames } from './contracts.js';
 import { HybridClock, TICKS_PER_MS } from './hlc.js';
@@ -17,6 +18,7 @@ import {
   WireType,
   WorkerResult,
   decodeGossip,
+  decodeHello,
   decodeMarker,
   decodePeerNotify,
   decodeWorkerRequest,
@@ -25,6 +27,7 @@ import {
   encodePeerNotify,
   encodeWorkerResponse,
   entryStream,
+  peekWorkerRequest,
 } from './messages.js';
 import type { Stamp, Update, WorkerRequest } from './messages.js';
 import { KvStore, keyBytes, keyString } from './store.js';
@@ -52,13 +55,31 @@ export interface WorkerOptions {
   replicaExpires?: number | undefined;
   /** Testing: apply replicated writes this many ms late. */
   replicationDelay?: number | undefined;
+  /** Aborting it while the worker starts stops it, and start() rejects with WorkerStoppedError. */
+  signal?: AbortSignal | undefined;
   log?: ((line: string) => void) | undefined;
+}
+
+/** The worker was stopped (its start aborted, or stop() called) before it was up. */
+export class WorkerStoppedError extends Error {
+  readonly code = 'WARREN_ERR_KV_STOPPED';
+  constructor(reason: string) {
+    super(`the worker stopped before it was up: ${reason}`);
+    this.name = 'WorkerStoppedError';
+  }
 }
 
 /** A read waiting for its session's writes to reach this replica. */
 interface Waiter {
   readonly after: WorkerRequest['after'];
   readonly run: () => void;
+  readonly timer: NodeJS.Timeout;
+}
+
+/** A marker sent through the replica queue, waiting to come back. */
+interface PendingMarker {
+  readonly done: () => void;
+  readonly fail: (err: Error) => void;
   readonly timer: NodeJS.Timeout;
 }
 
@@ -85,7 +106,7 @@ export class Worker {
   /** Resolves with the reason once the worker has stopped. */
   readonly stopped: Promise<string>;
 
-  private readonly o: Resolved<Omit<WorkerOptions, 'name' | 'log'>>;
+  private readonly o: Resolved<Omit<WorkerOptions, 'name' | 'log' | 'signal'>>;
   private readonly names: KvNames;
   private readonly log: (line: string) => void;
   private readonly clock = new HybridClock();
@@ -101,12 +122,11 @@ export class Worker {
   private transfers: Promise<TransferEndpoint> | null = null;
   private seq = 0;
   private readonly waiters = new Map<string, Set<Waiter>>();
-  private readonly markers = new Map<string, () => void>();
+  private readonly markers = new Map<string, PendingMarker>();
   private unacked: Message | null = null;
   private unackedCount = 0;
   private ackTimer: NodeJS.Timeout | null = null;
-  private delayed: { at: number; m: Message }[] = [];
-  private delayedHead = 0;
+  private readonly delayed = new Deque<{ at: number; m: Message }>(16);
   private delayTimer: NodeJS.Timeout | null = null;
   private gossipTimer: NodeJS.Timeout | null = null;
   private aeTimer: NodeJS.Timeout | null = null;
@@ -115,7 +135,8 @@ export class Worker {
   private lastContact = Date.now();
   private disconnectedAt = 0;
   private syncing: Promise<void> | null = null;
-  private aeRunning = false;
+  /** Anti-entropy rounds run one after the other; this settles when the last one queued does. */
+  private aeQueue: Promise<void> = Promise.resolve();
   private pendingWrites = 0;
   /** The load balancer that sent SHUTDOWN: it waits to hear that this worker left. */
   private shutdownBy: string | null = null;
@@ -150,21 +171,54 @@ export class Worker {
     this.stopped = new Promise((resolve) => (this.resolveStopped = resolve));
   }
 
-  /** Connect, register with the load balancer, take an export, and serve. */
+  /**
+   * Connect, register with the load balancer, take an export, and serve. Aborting `o.signal`
+   * meanwhile (Ctrl-C while it waits for a load balancer, say) stops it at once.
+   */
   static async start(o: WorkerOptions): Promise<Worker> {
     const w = new Worker(o);
+    const signal = o.signal;
+    const why: { aborted: string | null } = { aborted: null };
+    const abort = (): void => {
+      const reason = signal?.reason as unknown;
+      why.aborted = typeof reason === 'string' ? reason : 'start aborted';
+      void w.stop(why.aborted);
+    };
+    if (signal?.aborted === true) abort();
+    signal?.addEventListener('abort', abort, { once: true });
+    // Once stop() is called, open() may still be at an await; it gives up at the next check, and
+    // start() answers as soon as the stop has finished.
+    const opening = w.open();
+    opening.catch(() => undefined);
     try {
-      await w.open();
+      await Promise.race([
+        opening,
+        w.stopped.then((reason) => Promise.reject(new WorkerStoppedError(reason))),
+      ]);
     } catch (err) {
       await w.stop(`failed to start: ${(err as Error).message}`);
-      throw err;
+      // Whatever open() tripped over once the stop began, the cause is the stop.
+      throw why.aborted !== null ? new WorkerStoppedError(why.aborted) : err;
+    } finally {
+      signal?.removeEventListener('abort', abort);
     }
     return w;
   }
 
+  /** Throws once stop() was called: open() must not start anything after that. */
+  private checkRunning(): void {
+    if (this.stopping !== null) throw new WorkerStoppedError('stop() was called');
+  }
+
   private async open(): Promise<void> {
     const n = this.names;
-    this.conn = await connect(this.o.url, { connectionName: `warren kv worker ${this.id}` });
+    const conn = await connect(this.o.url, { connectionName: `warren kv worker ${this.id}` });
+    this.conn = conn;
+    if (this.stopping !== null) {
+      // stop() ran before there was a connection to close.
+      await conn.close().catch(() => undefined);
+      this.checkRunning();
+    }
     this.log(`worker ${this.id} connected to ${this.conn.options.target}`);
     this.conn.on('disconnect', () => {
       this.disconnectedAt = Date.now();
@@ -186,19 +240,26 @@ export class Worker {
     await this.repOut.exchangeDeclare(n.replicate, 'fanout');
     await this.consumeReplicas();
     await this.ch.queueDeclare(n.inbox(this.id), { exclusive: true });
+    // A load balancer that starts (perhaps replacing one that crashed) says so to every inbox.
+    await this.ch.exchangeDeclare(n.announce, 'fanout');
+    await this.ch.queueBind(n.inbox(this.id), n.announce);
     await this.ch.consume(n.inbox(this.id), (m) => this.onInbox(m), { noAck: true });
+    this.checkRunning();
 
     this.rpc = await rpcEndpoint(this.conn, { namespace: n.rpc, clientId: this.id });
     this.server = await this.rpc.serve(WorkerService, this.serviceImpl(), {
       instanceId: this.id,
       lease: 6000,
     });
+    this.checkRunning();
     this.lb = await this.bindLb();
     this.peers = await this.rpc.bind(WorkerService, { locateTimeout: 5000 });
+    this.checkRunning();
 
     this.gossipTimer = setInterval(() => this.onGossipTick(), this.o.gossipInterval);
     this.scheduleAntiEntropy();
     await this.join();
+    this.checkRunning();
   }
 
   private async consumeReplicas(): Promise<void> {
@@ -236,11 +297,13 @@ export class Worker {
   private async bindLb(): Promise<ServiceClient<typeof LbService>> {
     // Bounded by stop(): a worker started before its load balancer waits for it.
     for (let attempt = 0; ; attempt++) {
+      this.checkRunning();
       try {
         return await this.rpc.bind(LbService, { locateTimeout: 5000 });
       } catch (err) {
-        if (this.stopping !== null) throw err;
+        this.checkRunning();
         if (attempt === 0) this.log('waiting for the load balancer to come up');
+        if (!isRpcError(err) || err.reason !== Reason.CannotLocateServer) await sleep(200);
       }
     }
   }
@@ -290,7 +353,7 @@ export class Worker {
     const n = await this.pullEntries(r.offer, 0, (count, bytes) =>
       this.log(`export from ${exporter}: ${count} entries (${mb(bytes)}) received`),
     );
-    for (const [origin, seq] of r.watermarks) this.marks.absorb(origin, seq);
+    this.absorbMarks(r.watermarks);
     this.counts.imported += n.count;
     this.log(
       `export from ${exporter} complete: ${n.count} entries, ${mb(n.bytes)} in ${Date.now() - started} ms`,
@@ -352,8 +415,49 @@ export class Worker {
     this.state = MemberState.Ready;
     this.membership.setState(MemberState.Ready);
     this.lastContact = Date.now();
-    await this.lb.setState({ id: this.id, state: 'ready', hb: this.membership.self.hb });
+    const known = await this.lb.setState({
+      id: this.id,
+      state: 'ready',
+      hb: this.membership.self.hb,
+    });
     this.log(`ready (${why}): ${this.store.size} keys`);
+    // A load balancer that does not know this worker replaced the one it registered with.
+    if (!known) await this.registerAgain();
+  }
+
+  /**
+   * Tell a load balancer that replaced the one this worker registered with who it is (a few
+   * tries; failing that, the worker's gossip reaches it anyway, a little later).
+   */
+  private async registerAgain(): Promise<void> {
+    for (let attempt = 1; attempt <= 5; attempt++) {
+      const state = this.state;
+      if (this.stopping !== null) return;
+      if (state !== MemberState.Ready && state !== MemberState.NotReady) return;
+      try {
+        await this.lb.register({
+          id: this.id,
+          inbox: this.names.inbox(this.id),
+          state,
+          hb: this.membership.self.hb,
+        });
+        this.log(`registered with the load balancer again (${state})`);
+        return;
+      } catch (err) {
+        this.log(`registering again failed (attempt ${attempt}): ${(err as Error).message}`);
+        await sleep(500 * attempt);
+      }
+    }
+  }
+
+  /** A load balancer started: if this worker was serving, it registers with it. */
+  private onHello(inbox: string, hb: number): void {
+    this.membership.learn({ id: 'lb', role: 'lb', inbox, hb, state: MemberState.Ready });
+    // A worker still joining registers as part of joining.
+    if (this.state === MemberState.Ready || this.state === MemberState.NotReady) {
+      this.log('a load balancer started');
+      void this.registerAgain();
+    }
   }
 
   private notReady(why: string): void {
@@ -361,9 +465,10 @@ export class Worker {
     this.state = MemberState.NotReady;
     this.membership.setState(MemberState.NotReady);
     this.log(`not ready: ${why}`);
-    this.lb
-      .setState({ id: this.id, state: 'not-ready', hb: this.membership.self.hb })
-      .catch(() => undefined);
+    this.lb.setState({ id: this.id, state: 'not-ready', hb: this.membership.self.hb }).then(
+      (known) => (known ? undefined : this.registerAgain()),
+      () => undefined,
+    );
   }
 
   /**
@@ -416,22 +521,31 @@ export class Worker {
 
   /** Wait until the replica queue has delivered everything published to it before now. */
   private drainReplicaQueue(timeout = 30_000): Promise<void> {
+    if (this.stopping !== null) return Promise.reject(new WorkerStoppedError('stopping'));
     const token = randomBytes(8).toString('hex');
     return new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.markers.delete(token);
         reject(new Error(`the replica queue did not drain within ${timeout} ms`));
       }, timeout);
-      this.markers.set(token, () => {
-        clearTimeout(timer);
-        resolve();
+      // stop() fails it at once; the timer alone must not keep the process up.
+      timer.unref();
+      this.markers.set(token, {
+        done: () => {
+          clearTimeout(timer);
+          resolve();
+        },
+        fail: (err) => {
+          clearTimeout(timer);
+          reject(err);
+        },
+        timer,
       });
       this.repOut
         .publish('', this.names.replica(this.id), encodeMarker(token))
         .catch((err: Error) => {
-          clearTimeout(timer);
+          this.markers.get(token)?.fail(err);
           this.markers.delete(token);
-          reject(err);
         });
     });
   }
@@ -444,12 +558,25 @@ export class Worker {
       switch (body[0]) {
         case WireType.StoreRequest:
         case WireType.RetrieveRequest:
-        case WireType.RemoveRequest:
-          this.onRequest(decodeWorkerRequest(body), m.properties.replyTo);
+        case WireType.RemoveRequest: {
+          let r: WorkerRequest;
+          try {
+            r = decodeWorkerRequest(body);
+          } catch (err) {
+            this.refuse(body, m.properties.replyTo, err as Error);
+            return;
+          }
+          this.onRequest(r, m.properties.replyTo);
           return;
+        }
         case WireType.Gossip:
           this.membership.merge(decodeGossip(body));
           return;
+        case WireType.Hello: {
+          const h = decodeHello(body);
+          this.onHello(h.inbox, h.hb);
+          return;
+        }
         case WireType.Shutdown:
           this.log('the load balancer is shutting down (MSG_SHUTDOWN)');
           this.shutdownBy = m.properties.replyTo ?? null;
@@ -463,10 +590,31 @@ export class Worker {
     }
   }
 
+  /**
+   * A request that does not decode (a bug, or a barrier from a newer load balancer): answered
+   * ERROR when it says where to, so the load balancer does not wait for it until it times out.
+   */
+  private refuse(body: Buffer, replyTo: string | undefined, err: Error): void {
+    const head = peekWorkerRequest(body);
+    this.log(`refused a request that does not decode: ${err.message}`);
+    if (head === null || replyTo === undefined) return;
+    const response = encodeWorkerResponse({
+      type: RESPONSE_TYPE[head.type],
+      result: WorkerResult.Error,
+      id: head.id,
+      key: head.key,
+      value: EMPTY,
+      stamp: null,
+    });
+    this.ch.publish('', replyTo, response).catch(() => undefined);
+  }
+
   private onRequest(r: WorkerRequest, replyTo: string | undefined): void {
     if (replyTo === undefined) return;
     // Past its deadline the load balancer has handed the request to another worker: acting on
-    // it now could let an old write overwrite a newer one.
+    // it now could let an old write overwrite a newer one. Checked on arrival only: a write
+    // accepted in time whose replication the broker confirms late still applies (its version is
+    // older than anything the retry wrote, unless the clocks of the two hosts disagree).
     if (Date.now() > r.deadline) return;
     if (this.state !== MemberState.Ready || this.stopping !== null) {
       this.served.behind++;
@@ -620,7 +768,11 @@ export class Worker {
   // ---------------------------------------------------------------- replication
 
   private onReplica(m: Message): void {
-    if (this.o.replicationDelay > 0 && m.body[0] === WireType.PeerNotify) {
+    // Markers too wait their turn behind delayed writes, or a drain would overtake them.
+    if (
+      this.o.replicationDelay > 0 &&
+      (m.body[0] === WireType.PeerNotify || this.delayed.length > 0)
+    ) {
       this.delayed.push({ at: Date.now() + this.o.replicationDelay, m });
       this.delayTimer ??= setTimeout(() => this.releaseDelayed(), this.o.replicationDelay);
       return;
@@ -628,17 +780,15 @@ export class Worker {
     this.applyReplica(m);
   }
 
+  /** Apply the delayed writes whose time has come (a ring buffer: bounded by the prefetch). */
   private releaseDelayed(): void {
     this.delayTimer = null;
     const now = Date.now();
-    while (this.delayedHead < this.delayed.length && this.delayed[this.delayedHead]!.at <= now) {
-      this.applyReplica(this.delayed[this.delayedHead++]!.m);
-    }
-    if (this.delayedHead === this.delayed.length) {
-      this.delayed = [];
-      this.delayedHead = 0;
-    } else {
-      const next = this.delayed[this.delayedHead]!.at - now;
+    const q = this.delayed;
+    // Bounded by the queue's length: each pass applies one message.
+    while (q.length > 0 && q.peek()!.at <= now) this.applyReplica(q.shift()!.m);
+    if (q.length > 0) {
+      const next = q.peek()!.at - now;
       this.delayTimer = setTimeout(() => this.releaseDelayed(), Math.max(1, next));
     }
   }
@@ -648,9 +798,9 @@ export class Worker {
     try {
       if (body[0] === WireType.Marker) {
         const token = decodeMarker(body);
-        const done = this.markers.get(token);
+        const marker = this.markers.get(token);
         this.markers.delete(token);
-        done?.();
+        marker?.done();
       } else if (body[0] === WireType.PeerNotify) {
         const u = decodePeerNotify(body);
         this.lastContact = Date.now();
@@ -699,6 +849,7 @@ export class Worker {
     this.aeTimer = setTimeout(() => {
       this.aeTimer = null;
       this.store.collect(this.horizon());
+      this.retireDeparted();
       const peer = this.state === MemberState.Ready ? this.pickPeer() : undefined;
       const run =
         peer !== undefined
@@ -732,44 +883,78 @@ export class Worker {
   }
 
   /**
-   * One push-pull anti-entropy round with `peer` (seed 003): compare bucket digests, then for the
-   * buckets that differ exchange versions and send each side the entries it lacks. Afterwards
-   * this replica holds everything the peer held when it sent its digest, so it also holds every
-   * stream as far as the peer did.
+   * Take over how far a peer held each stream (after receiving all it held). Streams of workers
+   * this one never knew, or has forgotten, are left out: they left (a joining worker learns every
+   * live one when it registers), and bringing them back would keep their ids alive for ever.
    */
-  private async antiEntropy(peer: string): Promise<void> {
-    if (this.aeRunning) return;
-    this.aeRunning = true;
-    try {
-      const d = await located(() =>
-        this.peers.digest({ from: this.id }, { instance: peer, retry: false }),
+  private absorbMarks(marks: readonly (readonly [string, number])[]): void {
+    for (const [origin, seq] of marks) {
+      if (
+        origin === this.id ||
+        this.marks.tracks(origin) ||
+        this.membership.get(origin) !== undefined
+      ) {
+        this.marks.absorb(origin, seq);
+      }
+    }
+  }
+
+  /**
+   * Workers no longer members keep only a retired watermark (see Watermarks), and their ids are
+   * no longer interned; retired watermarks are forgotten once even a session that saw their
+   * writes long ago has no use for them.
+   */
+  private retireDeparted(): void {
+    const now = Date.now();
+    this.marks.expire(now);
+    const until = now + Math.max(this.o.tombstoneTtl, 2 * this.o.cleanupTimeout);
+    for (const origin of this.marks.active()) {
+      if (origin === this.id || this.membership.get(origin) !== undefined) continue;
+      if (this.marks.retire(origin, until)) this.store.forgetOrigin(origin);
+    }
+  }
+
+  /**
+   * One push-pull anti-entropy round with `peer` (seed 003), after any round already running:
+   * compare bucket digests, then for the buckets that differ exchange versions and send each
+   * side the entries it lacks. Afterwards this replica holds everything the peer held when it
+   * sent its digest, so it also holds every stream as far as the peer did. Callers that need
+   * that (catching up, closing gaps) so always get a round of their own.
+   */
+  private antiEntropy(peer: string): Promise<void> {
+    const round = this.aeQueue.then(() => this.antiEntropyRound(peer));
+    this.aeQueue = round.catch(() => undefined);
+    return round;
+  }
+
+  private async antiEntropyRound(peer: string): Promise<void> {
+    if (this.stopping !== null) throw new WorkerStoppedError('stopping');
+    const d = await located(() =>
+      this.peers.digest({ from: this.id }, { instance: peer, retry: false }),
+    );
+    const differ = this.store.differingBuckets(Buffer.from(d.digest));
+    let got = 0;
+    let gave = 0;
+    for (let i = 0; i < differ.length; i += AE_BATCH) {
+      const batch = differ.slice(i, i + AE_BATCH);
+      const r = await this.peers.reconcile(
+        { buckets: batch, summary: this.store.summary(new Set(batch)) },
+        { instance: peer, retry: false },
       );
-      const differ = this.store.differingBuckets(Buffer.from(d.digest));
-      let got = 0;
-      let gave = 0;
-      for (let i = 0; i < differ.length; i += AE_BATCH) {
-        const batch = differ.slice(i, i + AE_BATCH);
-        const r = await this.peers.reconcile(
-          { buckets: batch, summary: this.store.summary(new Set(batch)) },
-          { instance: peer, retry: false },
-        );
-        if (r.offer !== null && r.offer !== undefined) {
-          got += (await this.pullEntries(r.offer, this.horizon())).applied;
-        }
-        const want = decodeKeyList(Buffer.from(r.want));
-        if (want.length > 0) {
-          const offer = await this.offerEntries(want.length, this.entriesFor(want));
-          gave += await this.peers.push({ offer }, { instance: peer, retry: false });
-        }
+      if (r.offer !== null && r.offer !== undefined) {
+        got += (await this.pullEntries(r.offer, this.horizon())).applied;
       }
-      for (const [origin, seq] of d.watermarks) this.marks.absorb(origin, seq);
-      this.lastContact = Date.now();
-      if (got + gave > 0) {
-        this.counts.repaired += got;
-        this.log(`anti-entropy with ${peer}: ${got} entries repaired here, ${gave} there`);
+      const want = decodeKeyList(Buffer.from(r.want));
+      if (want.length > 0) {
+        const offer = await this.offerEntries(want.length, this.entriesFor(want));
+        gave += await this.peers.push({ offer }, { instance: peer, retry: false });
       }
-    } finally {
-      this.aeRunning = false;
+    }
+    this.absorbMarks(d.watermarks);
+    this.lastContact = Date.now();
+    if (got + gave > 0) {
+      this.counts.repaired += got;
+      this.log(`anti-entropy with ${peer}: ${got} entries repaired here, ${gave} there`);
     }
   }
 
@@ -896,8 +1081,12 @@ export class Worker {
     if (this.aeTimer !== null) clearTimeout(this.aeTimer);
     if (this.repairTimer !== null) clearTimeout(this.repairTimer);
     if (this.delayTimer !== null) clearTimeout(this.delayTimer);
+    this.delayed.clear();
     for (const set of this.waiters.values()) for (const w of set) clearTimeout(w.timer);
     this.waiters.clear();
+    const markers = [...this.markers.values()];
+    this.markers.clear();
+    for (const m of markers) m.fail(new WorkerStoppedError(reason));
     // Each step is bounded: a broker that went away first must not keep the worker from exiting.
     if (this.conn?.isOpen === true) {
       if (wasServing && this.shutdownBy === null) {

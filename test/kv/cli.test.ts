@@ -6,7 +6,18 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { run } from '../helpers/processes.js';
 import { CLI, killAll, startLb, startWorker } from './cluster.js';
 import type { Lb, WorkerProc } from './cluster.js';
-import { ERROR, OK, T, WireClient, frame, getFrame, parseReply, putFrame } from './wire-client.js';
+import {
+  ERROR,
+  NOT_FOUND,
+  OK,
+  T,
+  WireClient,
+  delFrame,
+  frame,
+  getFrame,
+  parseReply,
+  putFrame,
+} from './wire-client.js';
 
 afterAll(killAll);
 
@@ -37,6 +48,8 @@ describe('warren kv with a running system', () => {
     const missing = await kv(['client', '--port', port, 'get', 'greeting']);
     expect(missing.code).toBe(1);
     expect(missing.stderr).toBe('(not found)\n');
+    const missingDel = await kv(['client', '--port', port, 'del', 'greeting']);
+    expect(missingDel.code).toBe(1);
     const usage = await kv(['client', '--port', port, 'frobnicate', 'x']);
     expect(usage.code).toBe(2);
     expect(usage.stderr).toMatch(/unknown command 'frobnicate'/);
@@ -65,7 +78,10 @@ describe('warren kv with a running system', () => {
       'two words',
       '',
     ]);
-    expect(r.code).toBe(1);
+    // The worst answer: the unknown command was an ERROR.
+    expect(r.code).toBe(2);
+    const notFound = await kv(['client', '--port', String(lb.port)], 'put c 3\nget nothing\n');
+    expect(notFound).toMatchObject({ code: 1, stdout: 'OK\n(not found)\n' });
   });
 
   it('bench: reports ops/s and latency percentiles', async () => {
@@ -120,6 +136,26 @@ describe('warren kv with a running system', () => {
     expect(parseReply(await c.next())).toMatchObject({ type: T.PUT_RESPONSE, result: OK });
     const g = parseReply(await c.next());
     expect(g.value.toString()).toBe('errors');
+    // Keys whose response would not fit the 2-byte length (a GET_RESPONSE carries 5 bytes
+    // besides the key, a DELETE_RESPONSE 3): refused at once, and the connection goes on. These
+    // used to reach a worker and then crash the load balancer when it could not encode the answer.
+    c.write(
+      Buffer.concat([
+        getFrame(Buffer.alloc(65532, 0x61)),
+        delFrame(Buffer.alloc(65533, 0x62)),
+        getFrame(Buffer.alloc(65531, 0x63)),
+        getFrame(Buffer.alloc(65530, 0x64)),
+        getFrame('after'),
+      ]),
+    );
+    for (let i = 0; i < 3; i++) {
+      const r = parseReply(await c.next());
+      expect(r).toMatchObject({ type: T.ERROR, code: 4 });
+      expect(r.message).toMatch(/65530/);
+    }
+    // The longest key allowed is served.
+    expect(parseReply(await c.next())).toMatchObject({ type: T.GET_RESPONSE, result: NOT_FOUND });
+    expect(parseReply(await c.next()).value.toString()).toBe('errors');
     // A frame written in two pieces is still one frame.
     const split = putFrame('split', 'in two');
     c.write(split.subarray(0, 4));
@@ -133,6 +169,10 @@ describe('warren kv with a running system', () => {
     const c = await WireClient.connect(alone.port);
     expect(await c.put('nobody', 'home')).toBe(ERROR);
     c.close();
+    // The one-shot client says so in its exit status.
+    const oneShot = await kv(['client', '--port', String(alone.port), 'get', 'nobody']);
+    expect(oneShot.code).toBe(2);
+    expect(oneShot.stderr).toMatch(/^ERROR: /);
     alone.proc.kill('SIGTERM');
     expect((await alone.proc.exited).code).toBe(0);
   });

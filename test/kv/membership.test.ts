@@ -83,6 +83,30 @@ describe('gossip membership', () => {
     expect(nodes[0]!.get('w4')?.alive).toBe(true);
   });
 
+  it('a member restarted under the same id with a clock-based incarnation is news again', () => {
+    const clock = { now: 0 };
+    const opts = { failTimeout: 3000, cleanupTimeout: 10_000, now: () => clock.now };
+    const worker = new Membership(
+      { id: 'w', role: 'worker', inbox: 'qw', state: MemberState.Ready },
+      opts,
+    );
+    const first = new Membership(
+      { id: 'lb', role: 'lb', inbox: 'qlb', state: MemberState.Ready },
+      { ...opts, incarnation: 1000 },
+    );
+    for (let i = 0; i < 50; i++) first.tick();
+    worker.merge(first.table());
+    worker.drop('lb');
+    // A restart that started from 1 again would be taken for stale news of the dropped one.
+    const restarted = new Membership(
+      { id: 'lb', role: 'lb', inbox: 'qlb', state: MemberState.Ready },
+      { ...opts, incarnation: 2000 },
+    );
+    worker.merge(restarted.table());
+    expect(worker.get('lb')?.alive).toBe(true);
+    expect(worker.get('lb')?.hb).toBe(2000);
+  });
+
   it('spreads state changes and departures; ignores malformed tables', () => {
     const clock = { now: 0 };
     const nodes = cluster(6, clock);

@@ -6,6 +6,7 @@ import { describe, expect, it } from 'vitest';
 import {
   ErrorCode,
   FrameReader,
+  MAX_KEY,
   MAX_PUT_PAYLOAD,
   MsgType,
   Result,
@@ -133,6 +134,33 @@ describe('FrameReader and decodeRequest', () => {
     // The largest GET_RESPONSE, for the largest PUT, still fits its 2-byte length.
     const resp = encodeGetResponse(Result.Ok, key, Buffer.alloc(MAX_PUT_PAYLOAD - 5));
     expect(resp.readUInt16BE(1)).toBe(0xffff);
+  });
+
+  it('refuses GET and DELETE keys whose response would not fit, whatever the frame allows', () => {
+    expect(MAX_KEY).toBe(65530);
+    const payload = (f: Buffer): Buffer => f.subarray(3);
+    // The longest key: its NOT_FOUND GET_RESPONSE (5 bytes besides the key) just fits.
+    const longest = Buffer.alloc(MAX_KEY, 7);
+    expect(decodeRequest(T.GET, payload(getFrame(longest)))).toMatchObject({ op: MsgType.Get });
+    expect(decodeRequest(T.DELETE, payload(delFrame(longest)))).toMatchObject({
+      op: MsgType.Delete,
+    });
+    expect(encodeGetResponse(Result.NotFound, longest, null).readUInt16BE(1)).toBe(0xffff);
+    for (const n of [MAX_KEY + 1, 65532, 65533]) {
+      const key = Buffer.alloc(n, 7);
+      for (const [type, f] of [
+        [T.GET, getFrame(key)],
+        [T.DELETE, delFrame(key)],
+      ] as const) {
+        const r = decodeRequest(type, payload(f));
+        expect(r).toMatchObject({ op: 0, code: ErrorCode.TooLarge });
+        expect((r as FrameError).message).toMatch(/at most|may have/);
+      }
+    }
+    // Encoding a response that cannot fit throws a RangeError rather than writing a bad frame.
+    expect(() => encodeGetResponse(Result.NotFound, Buffer.alloc(MAX_KEY + 1), null)).toThrow(
+      RangeError,
+    );
   });
 
   it('skips an oversized payload without buffering it, and goes on with the next frame', () => {

@@ -19,6 +19,7 @@ afterAll(async () => {
   const conn = await connect(RABBITMQ_URL, { reconnect: false });
   const ch = await conn.channel();
   await ch.exchangeDelete(`${ns}.replicate`).catch(() => undefined);
+  await ch.exchangeDelete(`${ns}.announce`).catch(() => undefined);
   await ch.exchangeDelete(`${ns}.rpc`).catch(() => undefined);
   for (const svc of ['warren-kv-lb', 'warren-kv-worker']) {
     await ch.queueDelete(`${ns}.rpc.svc.${svc}@1.0.0`).catch(() => 0);

@@ -6,15 +6,19 @@ import { describe, expect, it } from 'vitest';
 import { HybridClock, TICKS_PER_MS } from '../../src/kv/hlc.js';
 import {
   EntryStreamDecoder,
+  MAX_BARRIER,
   WireType,
   WorkerResult,
+  decodeHello,
   decodePeerNotify,
   decodeWorkerRequest,
   decodeWorkerResponse,
+  encodeHello,
   encodePeerNotify,
   encodeWorkerRequest,
   encodeWorkerResponse,
   entryStream,
+  peekWorkerRequest,
 } from '../../src/kv/messages.js';
 import type { Stamp, Update } from '../../src/kv/messages.js';
 import { KvStore, bucketOf, keyBytes } from '../../src/kv/store.js';
@@ -35,6 +39,16 @@ function shuffle<T>(a: T[], seed: number): T[] {
 }
 
 describe('KvStore', () => {
+  it('stops interning the id of a worker that left; its entries keep their versions', () => {
+    const s = new KvStore();
+    s.merge('a', v('1'), st(10, 'gone', 1));
+    s.merge('b', v('2'), st(11, 'here', 1));
+    expect(s.originCount).toBe(2);
+    s.forgetOrigin('gone');
+    expect(s.originCount).toBe(1);
+    expect(s.get('a')).toMatchObject({ origin: 'gone', seq: 1 });
+  });
+
   it('keeps the later version whatever the order, ties broken by worker id', () => {
     const s = new KvStore();
     expect(s.merge('k', v('a'), st(10, 'w1'))).toBe(true);
@@ -169,6 +183,36 @@ describe('Watermarks', () => {
       ['b', 40],
     ]);
   });
+
+  it('retires a departed stream to one number, brings it back if it writes, forgets it later', () => {
+    const w = new Watermarks();
+    w.record('gone', 1);
+    w.record('gone', 2);
+    w.record('gap', 1);
+    w.record('gap', 3);
+    expect(w.retire('gone', 1000)).toBe(true);
+    // A stream with a gap keeps its mark: anti-entropy may still close the gap.
+    expect(w.retire('gap', 1000)).toBe(false);
+    expect(w.active()).toEqual(['gap']);
+    // Still answers for a session that saw its writes, and shows in the snapshot for peers.
+    expect(w.covers('gone', 2)).toBe(true);
+    expect(w.covers('gone', 3)).toBe(false);
+    expect(w.snapshot()).toContainEqual(['gone', 2]);
+    // A peer's news moves the retired number on without bringing the mark back...
+    w.absorb('gone', 4);
+    expect(w.get('gone')).toBe(4);
+    expect(w.active()).toEqual(['gap']);
+    // ...its own next write does, carrying on where it was.
+    expect(w.record('gone', 5)).toBe(false);
+    expect(w.active()).toEqual(['gap', 'gone']);
+    expect(w.retire('gone', 1000)).toBe(true);
+    expect(w.size).toBe(2);
+    w.expire(999);
+    expect(w.tracks('gone')).toBe(true);
+    w.expire(1000);
+    expect(w.tracks('gone')).toBe(false);
+    expect(w.size).toBe(1);
+  });
 });
 
 describe('internal messages', () => {
@@ -203,6 +247,36 @@ describe('internal messages', () => {
     expect(decodePeerNotify(encodePeerNotify(u))).toEqual(u);
     expect(() => decodeWorkerRequest(encodeWorkerRequest(req).subarray(0, 20))).toThrow(
       /truncated/,
+    );
+    // What is left of a truncated request still says which one to answer.
+    expect(peekWorkerRequest(encodeWorkerRequest(req).subarray(0, 20))).toEqual({
+      type: WireType.StoreRequest,
+      id: 0xfffffffe,
+      key: v('k'),
+    });
+    expect(peekWorkerRequest(Buffer.from([WireType.StoreRequest, 0, 0]))).toBeNull();
+    expect(peekWorkerRequest(Buffer.from([WireType.Gossip, 0, 0, 0, 1]))).toBeNull();
+    expect(decodeHello(encodeHello('ns.lb', 1_700_000_000_000))).toEqual({
+      inbox: 'ns.lb',
+      hb: 1_700_000_000_000,
+    });
+  });
+
+  it('a barrier has at most 255 entries: encoding refuses more instead of wrapping the count', () => {
+    const after = (n: number): [string, number][] =>
+      Array.from({ length: n }, (_, i) => [`worker-${i}`, i + 1]);
+    const req = {
+      type: WireType.RetrieveRequest,
+      id: 1,
+      key: v('k'),
+      value: Buffer.alloc(0),
+      deadline: 1,
+      clock: 2,
+    } as const;
+    const full = { ...req, after: after(MAX_BARRIER) };
+    expect(decodeWorkerRequest(encodeWorkerRequest(full)).after).toHaveLength(255);
+    expect(() => encodeWorkerRequest({ ...req, after: after(MAX_BARRIER + 1) })).toThrow(
+      /at most 255/,
     );
   });
 
