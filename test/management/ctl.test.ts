@@ -212,8 +212,12 @@ describe('warren start with management', () => {
       });
     });
     expect(out).not.toContain('management');
-    const exited = new Promise((resolve) => child.once('exit', resolve));
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const exited = new Promise<string>((resolve) =>
+      child.once('exit', (code, signal) => resolve(`code ${code} signal ${signal}`)),
+    );
     child.kill('SIGTERM');
-    expect(await exited).toBe(0);
+    expect(await exited, `stderr: ${stderr}`).toBe('code 0 signal null');
   });
 });
