@@ -65,6 +65,19 @@ export const MAX_EXPIRY_MS = 315_360_000_000;
  * so a leading '+' and leading zeros are fine and trailing text is a `leftover_string`.
  */
 export function parseExpiration(expiration: string): number | string {
+  // The common case, plain digits within the limit, without a regular expression or a BigInt:
+  // RPC requests carry an expiration on every message.
+  const len = expiration.length;
+  if (len > 0 && len <= 12) {
+    let n = 0;
+    let i = 0;
+    for (; i < len; i++) {
+      const c = expiration.charCodeAt(i) - 48;
+      if (c < 0 || c > 9) break;
+      n = n * 10 + c;
+    }
+    if (i === len && n <= MAX_EXPIRY_MS) return n;
+  }
   const prefix = `invalid expiration '${expiration}': `;
   const m = /^([+-]?\d+)(.*)$/s.exec(expiration);
   if (m === null) return `${prefix}no_integer`;
