@@ -1,12 +1,14 @@
 #!/bin/sh
 # Installs the system packages Warren's tests use: real AMQP clients in other languages
-# (pika, py-amqp, Celery, bunny, amqp-tools) and RabbitMQ itself for differential tests.
+# (pika, py-amqp, Celery, bunny, amqp-tools, Go's amqp091) and RabbitMQ itself for differential tests.
 # Idempotent: installs only what is missing. Needs root (or sudo) only when something is missing.
 set -eu
 
 PACKAGES="python3-pika python3-amqp python3-celery ruby-bunny amqp-tools rabbitmq-server"
 # Headless Chromium for the management web UI's end-to-end tests (driven by playwright-core).
 PACKAGES="$PACKAGES chromium"
+# Go's amqp091 client (RabbitMQ's own Go client) and a Go toolchain to build the interop program.
+PACKAGES="$PACKAGES golang-go golang-github-rabbitmq-amqp091-go-dev"
 # openssl makes the CA, server and client certificates of the TLS tests (test/security/certs.ts).
 PACKAGES="$PACKAGES openssl"
 
