@@ -5,7 +5,8 @@
  */
 export { LoadBalancer, DEFAULT_KV_PORT, DEFAULT_KV_AMQP_PORT } from './load-balancer.js';
 export type { LoadBalancerOptions } from './load-balancer.js';
-export { Worker, WorkerStoppedError } from './worker.js';
+export { Worker } from './worker.js';
+export { WorkerStoppedError } from './worker-stopped-error.js';
 export type { WorkerOptions } from './worker.js';
 export { KvClient, KvError, KvErrorCode } from './kv-client.js';
 export type { KvClientOptions, KvClientEvents } from './kv-client.js';

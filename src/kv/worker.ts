@@ -4,34 +4,32 @@ import { connect } from '../client/index.js';
 import type { Channel, Connection, Message } from '../client/index.js';
 import { Reason, isRpcError, rpcEndpoint } from '../rpc/index.js';
 import type { RpcEndpoint, ServiceClient, ServiceServer } from '../rpc/index.js';
-import { offerFromJson, transferEndpoint } from '../transfer/index.js';
-import type { TransferEndpoint, TransferOffer } from '../transfer/index.js';
-import { Deque } from '../util/deque.js';
+import { AntiEntropy } from './anti-entropy.js';
 import { DEFAULT_NAMESPACE, LbService, WorkerService, kvNames } from './contracts.js';
 import type { KvNames } from './contracts.js';
+import { EntryTransfer } from './entry-transfer.js';
 import { HybridClock, TICKS_PER_MS } from './hlc.js';
 import { MemberState, Membership } from './membership.js';
 import type { Member } from './membership.js';
 import {
-  EntryStreamDecoder,
   RESPONSE_TYPE,
   WireType,
   WorkerResult,
   decodeGossip,
   decodeHello,
-  decodeMarker,
-  decodePeerNotify,
   decodeWorkerRequest,
   encodeGossip,
-  encodeMarker,
   encodePeerNotify,
   encodeWorkerResponse,
-  entryStream,
   peekWorkerRequest,
 } from './messages.js';
 import type { Stamp, Update, WorkerRequest } from './messages.js';
-import { KvStore, keyBytes, keyString } from './store.js';
+import { ReadBarriers } from './read-barriers.js';
+import { ReplicaStream } from './replica-stream.js';
+import { KvStore, keyString } from './store.js';
+import { bounded, located, sleep } from './waits.js';
 import { Watermarks } from './watermarks.js';
+import { WorkerStoppedError } from './worker-stopped-error.js';
 
 export interface WorkerOptions {
   /** The broker, e.g. the load balancer's embedded one. */
@@ -60,31 +58,6 @@ export interface WorkerOptions {
   log?: ((line: string) => void) | undefined;
 }
 
-/** The worker was stopped (its start aborted, or stop() called) before it was up. */
-export class WorkerStoppedError extends Error {
-  readonly code = 'WARREN_ERR_KV_STOPPED';
-  constructor(reason: string) {
-    super(`the worker stopped before it was up: ${reason}`);
-    this.name = 'WorkerStoppedError';
-  }
-}
-
-/** A read waiting for its session's writes to reach this replica. */
-interface Waiter {
-  readonly after: WorkerRequest['after'];
-  readonly run: () => void;
-  readonly timer: NodeJS.Timeout;
-}
-
-/** A marker sent through the replica queue, waiting to come back. */
-interface PendingMarker {
-  readonly done: () => void;
-  readonly fail: (err: Error) => void;
-  readonly timer: NodeJS.Timeout;
-}
-
-const ACK_BATCH = 32;
-const AE_BATCH = 256;
 const STALL_MS = 1500;
 
 /**
@@ -97,6 +70,11 @@ const STALL_MS = 1500;
  * A joining worker binds its queue first, then pulls a full export from a ready worker through
  * warren/transfer and serves only once it holds it (READY). Gossip spreads membership; periodic
  * anti-entropy repairs what the queues did not deliver; deletes are death certificates.
+ *
+ * The parts, each in its own file: the replication stream (replica-stream.ts), entry streams for
+ * exports and repairs (entry-transfer.ts), anti-entropy rounds (anti-entropy.ts) and the reads
+ * held back for read-your-writes (read-barriers.ts). The worker wires them together and decides
+ * when each runs: joining, catching up, serving, stopping.
  */
 export class Worker {
   readonly id: string;
@@ -111,39 +89,30 @@ export class Worker {
   private readonly log: (line: string) => void;
   private readonly clock = new HybridClock();
   private readonly marks: Watermarks;
+  private readonly barriers: ReadBarriers;
+  private readonly replicas: ReplicaStream;
+  private readonly transfer: EntryTransfer;
+  private readonly ae: AntiEntropy;
   private conn!: Connection;
   private ch!: Channel;
-  private repOut!: Channel;
-  private repIn!: Channel;
   private rpc!: RpcEndpoint;
   private server: ServiceServer | null = null;
   private lb!: ServiceClient<typeof LbService>;
   private peers!: ServiceClient<typeof WorkerService>;
-  private transfers: Promise<TransferEndpoint> | null = null;
   private seq = 0;
-  private readonly waiters = new Map<string, Set<Waiter>>();
-  private readonly markers = new Map<string, PendingMarker>();
-  private unacked: Message | null = null;
-  private unackedCount = 0;
-  private ackTimer: NodeJS.Timeout | null = null;
-  private readonly delayed = new Deque<{ at: number; m: Message }>(16);
-  private delayTimer: NodeJS.Timeout | null = null;
   private gossipTimer: NodeJS.Timeout | null = null;
   private aeTimer: NodeJS.Timeout | null = null;
   private repairTimer: NodeJS.Timeout | null = null;
   private lastTick = Date.now();
-  private lastContact = Date.now();
   private disconnectedAt = 0;
   private syncing: Promise<void> | null = null;
-  /** Anti-entropy rounds run one after the other; this settles when the last one queued does. */
-  private aeQueue: Promise<void> = Promise.resolve();
   private pendingWrites = 0;
   /** The load balancer that sent SHUTDOWN: it waits to hear that this worker left. */
   private shutdownBy: string | null = null;
   private stopping: Promise<void> | null = null;
   private resolveStopped!: (reason: string) => void;
   readonly served = { put: 0, get: 0, del: 0, behind: 0 };
-  private counts = { repaired: 0, exported: 0, imported: 0 };
+  private counts = { exported: 0, imported: 0 };
 
   private constructor(o: WorkerOptions) {
     const base = (o.name ?? hostname().split('.')[0] ?? 'worker').replace(/[^A-Za-z0-9_-]/g, '');
@@ -162,12 +131,38 @@ export class Worker {
     };
     this.names = kvNames(this.o.namespace);
     this.log = o.log ?? (() => undefined);
-    this.marks = new Watermarks((origin) => this.wake(origin));
+    this.marks = new Watermarks((origin) => this.barriers.wake(origin));
+    this.barriers = new ReadBarriers(this.marks);
     this.membership = new Membership(
       { id: this.id, role: 'worker', inbox: this.names.inbox(this.id), state: this.state },
       { failTimeout: this.o.failTimeout, cleanupTimeout: this.o.cleanupTimeout },
     );
     this.membership.on('change', (m, what) => this.onMemberChange(m, what));
+    const isStopping = (): boolean => this.stopping !== null;
+    this.replicas = new ReplicaStream({
+      id: this.id,
+      names: this.names,
+      replicaExpires: this.o.replicaExpires,
+      replicationDelay: this.o.replicationDelay,
+      onUpdate: (u) => this.applyReplicated(u),
+      onLost: async () => {
+        if (this.state === MemberState.Ready) await this.resync('the replica queue was lost', 0);
+      },
+      isStopping,
+      log: this.log,
+    });
+    this.transfer = new EntryTransfer(() => this.conn, this.store, this.clock, this.log);
+    this.ae = new AntiEntropy({
+      id: this.id,
+      store: this.store,
+      marks: this.marks,
+      membership: this.membership,
+      transfer: this.transfer,
+      peers: () => this.peers,
+      horizon: () => this.horizon(),
+      isStopping,
+      log: this.log,
+    });
     this.stopped = new Promise((resolve) => (this.resolveStopped = resolve));
   }
 
@@ -233,12 +228,9 @@ export class Worker {
     });
     this.ch = await this.conn.channel();
     this.ch.on('return', (r) => this.onReturn(r.routingKey));
-    this.repOut = await this.conn.channel({ confirm: { window: 4096, unconfirmed: 'retry' } });
-    this.repIn = await this.conn.channel({ prefetch: 256 });
 
     // The replica queue first: from here on every write anyone accepts reaches this worker.
-    await this.repOut.exchangeDeclare(n.replicate, 'fanout');
-    await this.consumeReplicas();
+    await this.replicas.open(this.conn);
     await this.ch.queueDeclare(n.inbox(this.id), { exclusive: true });
     // A load balancer that starts (perhaps replacing one that crashed) says so to every inbox.
     await this.ch.exchangeDeclare(n.announce, 'fanout');
@@ -260,38 +252,6 @@ export class Worker {
     this.scheduleAntiEntropy();
     await this.join();
     this.checkRunning();
-  }
-
-  private async consumeReplicas(): Promise<void> {
-    const q = this.names.replica(this.id);
-    if (!this.repIn.isOpen) this.repIn = await this.conn.channel({ prefetch: 256 });
-    await this.repIn.queueDeclare(q, { expires: this.o.replicaExpires });
-    await this.repIn.queueBind(q, this.names.replicate);
-    const consumer = await this.repIn.consume(q, (m) => this.onReplica(m));
-    void consumer.closed.then((err) => {
-      if (err !== null && this.stopping === null) void this.replicaQueueLost(err);
-    });
-  }
-
-  /**
-   * The broker cancelled the replica consumer (someone deleted the queue) or closed its channel:
-   * whatever was in the queue is lost. Subscribe again, and catch up from a peer.
-   */
-  private async replicaQueueLost(err: Error): Promise<void> {
-    this.log(`lost the replica queue (${err.message}); subscribing again`);
-    this.unacked = null;
-    this.unackedCount = 0;
-    // Bounded by stop(): the broker may be briefly unreachable.
-    for (let attempt = 1; this.stopping === null; attempt++) {
-      try {
-        await this.consumeReplicas();
-        break;
-      } catch (e) {
-        this.log(`subscribing to the replica queue failed: ${(e as Error).message}`);
-        await sleep(Math.min(5000, 200 * attempt));
-      }
-    }
-    if (this.state === MemberState.Ready) await this.resync('the replica queue was lost', 0);
   }
 
   private async bindLb(): Promise<ServiceClient<typeof LbService>> {
@@ -339,7 +299,7 @@ export class Worker {
         await sleep(Math.min(5000, 200 * attempt));
       }
     }
-    await this.closeGaps();
+    await this.ae.closeGaps();
     await this.becomeReady('in sync');
   }
 
@@ -350,62 +310,29 @@ export class Worker {
       this.peers.export({ to: this.id }, { instance: exporter, retry: false }),
     );
     this.log(`export from ${exporter}: ${r.entries} entries`);
-    const n = await this.pullEntries(r.offer, 0, (count, bytes) =>
+    const n = await this.transfer.pull(r.offer, 0, (count, bytes) =>
       this.log(`export from ${exporter}: ${count} entries (${mb(bytes)}) received`),
     );
-    this.absorbMarks(r.watermarks);
+    this.ae.absorbMarks(r.watermarks);
     this.counts.imported += n.count;
     this.log(
       `export from ${exporter} complete: ${n.count} entries, ${mb(n.bytes)} in ${Date.now() - started} ms`,
     );
   }
 
-  /** Receive an entry stream and merge each entry (with `horizon`, see KvStore.merge). */
-  private async pullEntries(
-    offer: unknown,
-    horizon: number,
-    progress?: (count: number, bytes: number) => void,
-  ): Promise<{ count: number; applied: number; bytes: number }> {
-    const ep = await this.transferEndpoint();
-    const inc = ep.receive(offerFromJson(offer));
-    const dec = new EntryStreamDecoder();
-    let applied = 0;
-    let bytes = 0;
-    let lastReport = Date.now();
-    for await (const chunk of inc) {
-      bytes += chunk.length;
-      dec.push(chunk, (u) => {
-        this.clock.observe(u.stamp.hlc);
-        if (this.store.merge(keyString(u.key), u.value, u.stamp, horizon)) applied++;
-      });
-      if (progress !== undefined && Date.now() - lastReport > 1000) {
-        lastReport = Date.now();
-        progress(dec.entries, bytes);
-      }
-    }
-    dec.finish();
-    this.lastContact = Date.now();
-    return { count: dec.entries, applied, bytes };
-  }
-
-  private transferEndpoint(): Promise<TransferEndpoint> {
-    this.transfers ??= transferEndpoint(this.conn, {
-      chunkSize: 256 * 1024,
-      window: 32,
-      senderWindow: 32,
-      acceptTimeout: 60_000,
-    });
-    return this.transfers;
-  }
-
-  /** Offer entries as a stream for a peer to pull; resolves with the offer to hand over. */
-  private async offerEntries(total: number, entries: Iterable<Update>): Promise<TransferOffer> {
-    const ep = await this.transferEndpoint();
-    const out = await ep.offer(entryStream(total, entries), { acceptTimeout: 60_000 });
-    out.done.catch((err: unknown) =>
-      this.log(`an entry stream was not delivered: ${(err as Error).message}`),
-    );
-    return out.offer;
+  /** Offer everything this replica holds to the joining worker `to`. */
+  private async exportTo(to: string) {
+    this.log(`exporting to ${to}: ${this.store.entryCount} entries`);
+    // Everything routed to this replica before the joiner's queue existed is applied first,
+    // so the export and the joiner's queue together miss nothing.
+    await this.replicas
+      .drain()
+      .catch((err: unknown) => this.log(`export to ${to}: ${(err as Error).message}`));
+    const watermarks = this.marks.snapshot();
+    const entries = this.store.entryCount;
+    const offer = await this.transfer.offer(entries, this.store.updates());
+    this.counts.exported += entries;
+    return { offer, entries, watermarks };
   }
 
   // ---------------------------------------------------------------- readiness
@@ -414,7 +341,6 @@ export class Worker {
     if (this.stopping !== null) return;
     this.state = MemberState.Ready;
     this.membership.setState(MemberState.Ready);
-    this.lastContact = Date.now();
     const known = await this.lb.setState({
       id: this.id,
       state: 'ready',
@@ -490,10 +416,10 @@ export class Worker {
           await this.join();
           return;
         }
-        await this.drainReplicaQueue();
-        const peer = this.pickPeer();
-        if (peer !== undefined) await this.antiEntropy(peer);
-        await this.closeGaps();
+        await this.replicas.drain();
+        const peer = this.ae.pickPeer();
+        if (peer !== undefined) await this.ae.round(peer);
+        await this.ae.closeGaps();
         await this.becomeReady('caught up');
       } catch (err) {
         this.log(`catching up failed: ${(err as Error).message}; retrying`);
@@ -504,50 +430,6 @@ export class Worker {
       this.syncing = null;
     })();
     return this.syncing;
-  }
-
-  /** Anti-entropy until no origin has a gap (bounded attempts; reads wait on barriers anyway). */
-  private async closeGaps(): Promise<void> {
-    for (let i = 0; i < 5 && this.stopping === null; i++) {
-      const gaps = this.marks.gaps();
-      if (gaps.length === 0) return;
-      const peer = this.pickPeer(gaps);
-      if (peer === undefined) return;
-      await this.antiEntropy(peer).catch((err: unknown) =>
-        this.log(`anti-entropy with ${peer} failed: ${(err as Error).message}`),
-      );
-    }
-  }
-
-  /** Wait until the replica queue has delivered everything published to it before now. */
-  private drainReplicaQueue(timeout = 30_000): Promise<void> {
-    if (this.stopping !== null) return Promise.reject(new WorkerStoppedError('stopping'));
-    const token = randomBytes(8).toString('hex');
-    return new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.markers.delete(token);
-        reject(new Error(`the replica queue did not drain within ${timeout} ms`));
-      }, timeout);
-      // stop() fails it at once; the timer alone must not keep the process up.
-      timer.unref();
-      this.markers.set(token, {
-        done: () => {
-          clearTimeout(timer);
-          resolve();
-        },
-        fail: (err) => {
-          clearTimeout(timer);
-          reject(err);
-        },
-        timer,
-      });
-      this.repOut
-        .publish('', this.names.replica(this.id), encodeMarker(token))
-        .catch((err: Error) => {
-          this.markers.get(token)?.fail(err);
-          this.markers.delete(token);
-        });
-    });
   }
 
   // ---------------------------------------------------------------- requests
@@ -625,7 +507,7 @@ export class Worker {
       this.write(r, replyTo, Buffer.from(r.value));
       return;
     }
-    if (this.covered(r.after)) {
+    if (this.barriers.covered(r.after)) {
       this.answer(r, replyTo);
       return;
     }
@@ -642,7 +524,7 @@ export class Worker {
     this.pendingWrites++;
     // Applied only once the broker holds it for every replica: a read here never sees a write
     // that a crash could still lose.
-    void this.replicate(body).then(
+    void this.replicas.publish(body).then(
       () => {
         this.pendingWrites--;
         this.store.merge(key, value, stamp);
@@ -656,28 +538,6 @@ export class Worker {
         this.log(`write of seq ${stamp.seq} not replicated: ${(err as Error).message}`);
       },
     );
-  }
-
-  /** Publish a replication message until the broker confirms it (or the worker stops). */
-  private async replicate(body: Buffer): Promise<void> {
-    // Bounded by stop(): a publish the broker refused is tried again, so no write number is
-    // skipped for good (peers would see a gap).
-    for (let attempt = 0; ; attempt++) {
-      try {
-        await this.repOut.publish(this.names.replicate, '', body);
-        return;
-      } catch (err) {
-        if (this.stopping !== null) throw err;
-        if (attempt === 0)
-          this.log(`replication publish failed, retrying: ${(err as Error).message}`);
-        await sleep(100);
-        if (!this.repOut.isOpen) {
-          this.repOut = await this.conn.channel({
-            confirm: { window: 4096, unconfirmed: 'retry' },
-          });
-        }
-      }
-    }
   }
 
   /** Answer a read or accept a delete, the session's barrier being met. */
@@ -697,54 +557,22 @@ export class Worker {
     }
   }
 
-  private covered(after: WorkerRequest['after']): boolean {
-    for (const [origin, seq] of after) if (!this.marks.covers(origin, seq)) return false;
-    return true;
-  }
-
   /** Wait (briefly) for the session's writes to reach this replica, else answer BEHIND. */
   private park(r: WorkerRequest, replyTo: string): void {
     const wait = Math.max(0, Math.min(this.o.barrierWait, r.deadline - Date.now()));
-    const waiter: Waiter = {
-      after: r.after,
-      run: () => {
-        clearTimeout(waiter.timer);
-        this.unpark(waiter);
+    this.barriers.park(
+      r.after,
+      wait,
+      () => {
         if (this.state === MemberState.Ready) this.answer(r, replyTo);
         else this.reply(replyTo, r, WorkerResult.Behind, null, null);
       },
-      timer: setTimeout(() => {
-        this.unpark(waiter);
+      () => {
         this.served.behind++;
         this.reply(replyTo, r, WorkerResult.Behind, null, null);
         this.scheduleRepair();
-      }, wait),
-    };
-    for (const [origin, seq] of r.after) {
-      if (this.marks.covers(origin, seq)) continue;
-      let set = this.waiters.get(origin);
-      if (set === undefined) {
-        set = new Set();
-        this.waiters.set(origin, set);
-      }
-      set.add(waiter);
-    }
-  }
-
-  private unpark(w: Waiter): void {
-    for (const [origin] of w.after) {
-      const set = this.waiters.get(origin);
-      if (set === undefined) continue;
-      set.delete(w);
-      if (set.size === 0) this.waiters.delete(origin);
-    }
-  }
-
-  /** An origin's mark advanced: run the reads it was holding back. */
-  private wake(origin: string): void {
-    const set = this.waiters.get(origin);
-    if (set === undefined) return;
-    for (const w of [...set]) if (this.covered(w.after)) w.run();
+      },
+    );
   }
 
   private reply(
@@ -767,95 +595,41 @@ export class Worker {
 
   // ---------------------------------------------------------------- replication
 
-  private onReplica(m: Message): void {
-    // Markers too wait their turn behind delayed writes, or a drain would overtake them.
-    if (
-      this.o.replicationDelay > 0 &&
-      (m.body[0] === WireType.PeerNotify || this.delayed.length > 0)
-    ) {
-      this.delayed.push({ at: Date.now() + this.o.replicationDelay, m });
-      this.delayTimer ??= setTimeout(() => this.releaseDelayed(), this.o.replicationDelay);
-      return;
-    }
-    this.applyReplica(m);
+  /** A write from the replica queue. */
+  private applyReplicated(u: Update): void {
+    // This worker's own writes were applied when the broker confirmed them.
+    if (u.stamp.origin === this.id) return;
+    this.clock.observe(u.stamp.hlc);
+    const value = u.value === null ? null : Buffer.from(u.value);
+    this.store.merge(keyString(u.key), value, u.stamp, this.horizon());
+    if (this.marks.record(u.stamp.origin, u.stamp.seq)) this.scheduleRepair();
   }
-
-  /** Apply the delayed writes whose time has come (a ring buffer: bounded by the prefetch). */
-  private releaseDelayed(): void {
-    this.delayTimer = null;
-    const now = Date.now();
-    const q = this.delayed;
-    // Bounded by the queue's length: each pass applies one message.
-    while (q.length > 0 && q.peek()!.at <= now) this.applyReplica(q.shift()!.m);
-    if (q.length > 0) {
-      const next = q.peek()!.at - now;
-      this.delayTimer = setTimeout(() => this.releaseDelayed(), Math.max(1, next));
-    }
-  }
-
-  private applyReplica(m: Message): void {
-    const body = m.body;
-    try {
-      if (body[0] === WireType.Marker) {
-        const token = decodeMarker(body);
-        const marker = this.markers.get(token);
-        this.markers.delete(token);
-        marker?.done();
-      } else if (body[0] === WireType.PeerNotify) {
-        const u = decodePeerNotify(body);
-        this.lastContact = Date.now();
-        // This worker's own writes were applied when the broker confirmed them.
-        if (u.stamp.origin !== this.id) {
-          this.clock.observe(u.stamp.hlc);
-          const value = u.value === null ? null : Buffer.from(u.value);
-          this.store.merge(keyString(u.key), value, u.stamp, this.horizon());
-          if (this.marks.record(u.stamp.origin, u.stamp.seq)) this.scheduleRepair();
-        }
-      }
-    } catch (err) {
-      this.log(`ignored a malformed replication message: ${(err as Error).message}`);
-    }
-    this.ackLater(m);
-  }
-
-  private ackLater(m: Message): void {
-    this.unacked = m;
-    if (++this.unackedCount >= ACK_BATCH) this.flushAcks();
-    else this.ackTimer ??= setTimeout(this.flushAcks, 5);
-  }
-
-  private readonly flushAcks = (): void => {
-    if (this.ackTimer !== null) clearTimeout(this.ackTimer);
-    this.ackTimer = null;
-    const m = this.unacked;
-    this.unacked = null;
-    this.unackedCount = 0;
-    try {
-      m?.ack(true);
-    } catch {
-      // The channel went away; the broker redelivers.
-    }
-  };
 
   /** Death certificates older than this timestamp are collected; older writes are suspect. */
   private horizon(): number {
     return (Date.now() - this.o.tombstoneTtl) * TICKS_PER_MS;
   }
 
-  // ---------------------------------------------------------------- anti-entropy
+  // ---------------------------------------------------------------- upkeep
 
+  /**
+   * Every `antiEntropyInterval` (jittered): collect expired death certificates, retire departed
+   * workers' watermarks, and, when ready, run an anti-entropy round with a random ready peer.
+   */
   private scheduleAntiEntropy(): void {
     const jitter = this.o.antiEntropyInterval * (0.75 + Math.random() / 2);
     this.aeTimer = setTimeout(() => {
       this.aeTimer = null;
       this.store.collect(this.horizon());
       this.retireDeparted();
-      const peer = this.state === MemberState.Ready ? this.pickPeer() : undefined;
+      const peer = this.state === MemberState.Ready ? this.ae.pickPeer() : undefined;
       const run =
         peer !== undefined
-          ? this.antiEntropy(peer).catch((err: unknown) =>
-              this.log(`anti-entropy with ${peer} failed: ${(err as Error).message}`),
-            )
+          ? this.ae
+              .round(peer)
+              .catch((err: unknown) =>
+                this.log(`anti-entropy with ${peer} failed: ${(err as Error).message}`),
+              )
           : Promise.resolve();
       void run.then(() => {
         if (this.stopping === null) this.scheduleAntiEntropy();
@@ -868,35 +642,8 @@ export class Worker {
     if (this.repairTimer !== null || this.state !== MemberState.Ready) return;
     this.repairTimer = setTimeout(() => {
       this.repairTimer = null;
-      if (this.state === MemberState.Ready && this.syncing === null) void this.closeGaps();
+      if (this.state === MemberState.Ready && this.syncing === null) void this.ae.closeGaps();
     }, 500);
-  }
-
-  /** A random ready peer, preferring one of `origins` (who holds its own writes in full). */
-  private pickPeer(origins: string[] = []): string | undefined {
-    const ready = (m: Member): boolean => m.role === 'worker' && m.state === MemberState.Ready;
-    for (const o of origins) {
-      const m = this.membership.get(o);
-      if (m !== undefined && m.alive && ready(m)) return o;
-    }
-    return this.membership.pick(1, ready)[0]?.id;
-  }
-
-  /**
-   * Take over how far a peer held each stream (after receiving all it held). Streams of workers
-   * this one never knew, or has forgotten, are left out: they left (a joining worker learns every
-   * live one when it registers), and bringing them back would keep their ids alive for ever.
-   */
-  private absorbMarks(marks: readonly (readonly [string, number])[]): void {
-    for (const [origin, seq] of marks) {
-      if (
-        origin === this.id ||
-        this.marks.tracks(origin) ||
-        this.membership.get(origin) !== undefined
-      ) {
-        this.marks.absorb(origin, seq);
-      }
-    }
   }
 
   /**
@@ -914,94 +661,15 @@ export class Worker {
     }
   }
 
-  /**
-   * One push-pull anti-entropy round with `peer` (seed 003), after any round already running:
-   * compare bucket digests, then for the buckets that differ exchange versions and send each
-   * side the entries it lacks. Afterwards this replica holds everything the peer held when it
-   * sent its digest, so it also holds every stream as far as the peer did. Callers that need
-   * that (catching up, closing gaps) so always get a round of their own.
-   */
-  private antiEntropy(peer: string): Promise<void> {
-    const round = this.aeQueue.then(() => this.antiEntropyRound(peer));
-    this.aeQueue = round.catch(() => undefined);
-    return round;
-  }
+  // ---------------------------------------------------------------- RPC service
 
-  private async antiEntropyRound(peer: string): Promise<void> {
-    if (this.stopping !== null) throw new WorkerStoppedError('stopping');
-    const d = await located(() =>
-      this.peers.digest({ from: this.id }, { instance: peer, retry: false }),
-    );
-    const differ = this.store.differingBuckets(Buffer.from(d.digest));
-    let got = 0;
-    let gave = 0;
-    for (let i = 0; i < differ.length; i += AE_BATCH) {
-      const batch = differ.slice(i, i + AE_BATCH);
-      const r = await this.peers.reconcile(
-        { buckets: batch, summary: this.store.summary(new Set(batch)) },
-        { instance: peer, retry: false },
-      );
-      if (r.offer !== null && r.offer !== undefined) {
-        got += (await this.pullEntries(r.offer, this.horizon())).applied;
-      }
-      const want = decodeKeyList(Buffer.from(r.want));
-      if (want.length > 0) {
-        const offer = await this.offerEntries(want.length, this.entriesFor(want));
-        gave += await this.peers.push({ offer }, { instance: peer, retry: false });
-      }
-    }
-    this.absorbMarks(d.watermarks);
-    this.lastContact = Date.now();
-    if (got + gave > 0) {
-      this.counts.repaired += got;
-      this.log(`anti-entropy with ${peer}: ${got} entries repaired here, ${gave} there`);
-    }
-  }
-
-  private *entriesFor(keys: string[]): Generator<Update> {
-    for (const k of keys) {
-      const e = this.store.get(k);
-      if (e === undefined) continue;
-      yield { key: keyBytes(k), value: e.value, stamp: stampOf(e) };
-    }
-  }
-
+  /** WorkerService: the export, anti-entropy's peer side, and status. */
   private serviceImpl() {
     return {
-      export: async ({ to }: { to: string }) => {
-        this.log(`exporting to ${to}: ${this.store.entryCount} entries`);
-        // Everything routed to this replica before the joiner's queue existed is applied first,
-        // so the export and the joiner's queue together miss nothing.
-        await this.drainReplicaQueue().catch((err: unknown) =>
-          this.log(`export to ${to}: ${(err as Error).message}`),
-        );
-        const watermarks = this.marks.snapshot();
-        const entries = this.store.entryCount;
-        const offer = await this.offerEntries(entries, this.store.updates());
-        this.counts.exported += entries;
-        return { offer, entries, watermarks };
-      },
-      digest: () => ({
-        digest: this.store.digest(),
-        watermarks: this.marks.snapshot(),
-        state: this.state,
-      }),
-      reconcile: async ({ buckets, summary }: { buckets: number[]; summary: Uint8Array }) => {
-        const { give, take } = this.store.compare(
-          new Set(buckets),
-          Buffer.from(summary.buffer, summary.byteOffset, summary.byteLength),
-          this.horizon(),
-        );
-        const offer =
-          give.length > 0 ? await this.offerEntries(give.length, this.entriesFor(give)) : null;
-        return { offer, give: give.length, want: encodeKeyList(take) };
-      },
-      push: async ({ offer }: { offer: unknown }) => {
-        const r = await this.pullEntries(offer, this.horizon());
-        this.counts.repaired += r.applied;
-        if (r.applied > 0) this.log(`anti-entropy: ${r.applied} entries repaired by a peer`);
-        return r.applied;
-      },
+      export: ({ to }: { to: string }) => this.exportTo(to),
+      digest: () => ({ ...this.ae.digest(), state: this.state }),
+      reconcile: (req: { buckets: number[]; summary: Uint8Array }) => this.ae.reconcile(req),
+      push: (req: { offer: unknown }) => this.ae.push(req),
       status: ({ keys }: { keys?: Uint8Array[] | undefined }) => ({
         id: this.id,
         state: this.state,
@@ -1010,7 +678,7 @@ export class Worker {
         bytes: this.store.bytes,
         digest: createHash('sha256').update(this.store.digest()).digest('hex'),
         served: { ...this.served },
-        repaired: this.counts.repaired,
+        repaired: this.ae.repaired,
         exported: this.counts.exported,
         imported: this.counts.imported,
         members: [...this.membership.all()].map(
@@ -1080,13 +748,8 @@ export class Worker {
     if (this.gossipTimer !== null) clearInterval(this.gossipTimer);
     if (this.aeTimer !== null) clearTimeout(this.aeTimer);
     if (this.repairTimer !== null) clearTimeout(this.repairTimer);
-    if (this.delayTimer !== null) clearTimeout(this.delayTimer);
-    this.delayed.clear();
-    for (const set of this.waiters.values()) for (const w of set) clearTimeout(w.timer);
-    this.waiters.clear();
-    const markers = [...this.markers.values()];
-    this.markers.clear();
-    for (const m of markers) m.fail(new WorkerStoppedError(reason));
+    this.barriers.clear();
+    this.replicas.stop(reason);
     // Each step is bounded: a broker that went away first must not keep the worker from exiting.
     if (this.conn?.isOpen === true) {
       if (wasServing && this.shutdownBy === null) {
@@ -1095,11 +758,11 @@ export class Worker {
       const until = Date.now() + 5000;
       // Bounded by the deadline: writes in flight get their confirms and answers.
       while (this.pendingWrites > 0 && Date.now() < until) await sleep(20);
-      this.flushAcks();
+      this.replicas.flushAcks();
       await bounded(this.server?.close());
       await bounded(this.rpc?.close());
-      if (this.transfers !== null) await bounded(this.transfers.then((t) => t.close()));
-      await bounded(this.repIn?.queueDelete(this.names.replica(this.id), { timeout: 2000 }));
+      await bounded(this.transfer.close());
+      await bounded(this.replicas.deleteQueue());
       // The last word: peers (and a load balancer waiting for its workers to stop) learn at once
       // that this worker left, rather than when its heartbeat times out.
       const body = encodeGossip(this.membership.table());
@@ -1115,37 +778,6 @@ export class Worker {
   }
 }
 
-/**
- * Call a peer by its instance id, waiting for it to appear in the RPC registry: a peer heard of by
- * gossip may not have been announced to this process yet, and an instance-addressed call fails at
- * once with CANNOT_LOCATE_SERVER until it has (the binder waits only for some instance).
- */
-async function located<T>(call: () => Promise<T>, timeoutMs = 5000): Promise<T> {
-  const until = Date.now() + timeoutMs;
-  // Bounded by the deadline.
-  for (;;) {
-    try {
-      return await call();
-    } catch (err) {
-      if (!isRpcError(err) || err.reason !== Reason.CannotLocateServer || Date.now() > until) {
-        throw err;
-      }
-      await sleep(100);
-    }
-  }
-}
-
-/** Wait for `p`, but at most `ms`, ignoring its failure. */
-async function bounded(p: Promise<unknown> | undefined, ms = 3000): Promise<void> {
-  if (p === undefined) return;
-  let timer: NodeJS.Timeout | undefined;
-  await Promise.race([
-    p.catch(() => undefined),
-    new Promise<void>((resolve) => (timer = setTimeout(resolve, ms))),
-  ]);
-  clearTimeout(timer);
-}
-
 const EMPTY = Buffer.alloc(0);
 
 /** Options with every field set. */
@@ -1155,34 +787,6 @@ function stampOf(e: Stamp): Stamp {
   return { hlc: e.hlc, origin: e.origin, seq: e.seq };
 }
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
 function mb(bytes: number): string {
   return `${(bytes / (1024 * 1024)).toFixed(1)} MB`;
-}
-
-/** keyLen (2), key, repeated. */
-function encodeKeyList(keys: string[]): Buffer {
-  const parts: Buffer[] = [];
-  for (const k of keys) {
-    const b = Buffer.allocUnsafe(2 + k.length);
-    b.writeUInt16BE(k.length, 0);
-    b.write(k, 2, 'latin1');
-    parts.push(b);
-  }
-  return Buffer.concat(parts);
-}
-
-function decodeKeyList(b: Buffer): string[] {
-  const out: string[] = [];
-  let pos = 0;
-  // Bounded by the buffer's length: each pass consumes one key.
-  while (pos + 2 <= b.length) {
-    const n = b.readUInt16BE(pos);
-    out.push(b.toString('latin1', pos + 2, pos + 2 + n));
-    pos += 2 + n;
-  }
-  return out;
 }
