@@ -341,8 +341,11 @@ unregisters it and stops it; the other workers keep its data.`,
       Worker.start({ ...options, signal: starting.signal }),
     );
   } catch (err) {
-    if (err instanceof WorkerStoppedError && starting.signal.aborted) return 0;
-    throw err;
+    if (!(err instanceof WorkerStoppedError)) throw err;
+    // Our own signal, or the load balancer shutting the service down while this one joined:
+    // either way a clean stop.
+    if (!starting.signal.aborted) out(`stopped while starting: ${err.message}`);
+    return 0;
   }
   if (worker === null) return 1;
   const why = await Promise.race([signal.then((s) => `received ${s}`), worker.stopped]);

@@ -32,6 +32,8 @@ export interface AntiEntropyOptions {
   peers: () => ServiceClient<typeof WorkerService>;
   /** Death certificates older than this timestamp are collected (see KvStore.merge). */
   horizon: () => number;
+  /** Until when (ms since the epoch) a departed worker's watermark is kept, from now. */
+  retainUntil: () => number;
   /** Whether the worker is stopping: no round starts then. */
   isStopping: () => boolean;
   log: (line: string) => void;
@@ -88,8 +90,9 @@ export class AntiEntropy {
 
   /**
    * Take over how far a peer held each stream (after receiving all it held). Streams of workers
-   * this one never knew, or has forgotten, are left out: they left (a joining worker learns every
-   * live one when it registers), and bringing them back would keep their ids alive for ever.
+   * this one does not know left before it joined (a joining worker learns every live one when it
+   * registers): they are kept as retired marks for the retention period only, so that a session
+   * that saw their writes can read here, without keeping their ids alive for ever.
    */
   absorbMarks(marks: readonly (readonly [string, number])[]): void {
     for (const [origin, seq] of marks) {
@@ -99,6 +102,8 @@ export class AntiEntropy {
         this.o.membership.get(origin) !== undefined
       ) {
         this.o.marks.absorb(origin, seq);
+      } else {
+        this.o.marks.absorbDeparted(origin, seq, this.o.retainUntil());
       }
     }
   }

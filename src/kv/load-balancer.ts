@@ -270,8 +270,6 @@ export class LoadBalancer {
       },
       { instanceId: 'lb', lease: 6000 },
     );
-    this.server.on('connection', (socket) => this.onConnection(socket));
-    this.gossipTimer = setInterval(() => this.onGossipTick(), this.o.gossipInterval);
     // Workers that served a previous load balancer (it crashed, and this one replaced it) hear
     // this on their inboxes and register again, with their state.
     await this.ch.exchangeDeclare(this.names.announce, 'fanout');
@@ -280,6 +278,9 @@ export class LoadBalancer {
       '',
       encodeHello(this.names.lbInbox, this.membership.self.hb),
     );
+    // Last, once nothing above can fail: start() cleans up only the server and the connection.
+    this.server.on('connection', (socket) => this.onConnection(socket));
+    this.gossipTimer = setInterval(() => this.onGossipTick(), this.o.gossipInterval);
   }
 
   // ---------------------------------------------------------------- workers

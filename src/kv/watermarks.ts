@@ -60,6 +60,20 @@ export class Watermarks {
     return true;
   }
 
+  /**
+   * A peer held `origin`, a worker this replica never knew (it left before this one joined), up
+   * to `seq`: keep that as a retired record until `until`, so that a session that saw its writes
+   * still reads here, without keeping the id for ever. A tracked origin is absorbed as usual.
+   */
+  absorbDeparted(origin: string, seq: number, until: number): void {
+    if (this.tracks(origin)) {
+      this.absorb(origin, seq);
+      return;
+    }
+    this.retired.set(origin, { contig: seq, until });
+    this.onAdvance(origin);
+  }
+
   /** Forget retired origins whose retention ended. */
   expire(now: number): void {
     for (const [o, r] of this.retired) if (r.until <= now) this.retired.delete(o);
@@ -99,7 +113,11 @@ export class Watermarks {
   absorb(origin: string, seq: number): void {
     const r = this.retired.get(origin);
     if (r !== undefined && !this.marks.has(origin)) {
-      if (seq > r.contig) r.contig = seq;
+      if (seq > r.contig) {
+        r.contig = seq;
+        // Reads held back on this origin may now go on.
+        this.onAdvance(origin);
+      }
       return;
     }
     const m = this.mark(origin);

@@ -160,6 +160,7 @@ export class Worker {
       transfer: this.transfer,
       peers: () => this.peers,
       horizon: () => this.horizon(),
+      retainUntil: () => this.retainUntil(),
       isStopping,
       log: this.log,
     });
@@ -651,10 +652,14 @@ export class Worker {
    * no longer interned; retired watermarks are forgotten once even a session that saw their
    * writes long ago has no use for them.
    */
+  /** Until when a departed worker's watermark is kept, counted from now. */
+  private retainUntil(): number {
+    return Date.now() + Math.max(this.o.tombstoneTtl, 2 * this.o.cleanupTimeout);
+  }
+
   private retireDeparted(): void {
-    const now = Date.now();
-    this.marks.expire(now);
-    const until = now + Math.max(this.o.tombstoneTtl, 2 * this.o.cleanupTimeout);
+    this.marks.expire(Date.now());
+    const until = this.retainUntil();
     for (const origin of this.marks.active()) {
       if (origin === this.id || this.membership.get(origin) !== undefined) continue;
       if (this.marks.retire(origin, until)) this.store.forgetOrigin(origin);

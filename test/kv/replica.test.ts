@@ -213,6 +213,27 @@ describe('Watermarks', () => {
     expect(w.tracks('gone')).toBe(false);
     expect(w.size).toBe(1);
   });
+
+  it("takes over a peer's mark of a worker that left before this one joined, for a while", () => {
+    const advanced: string[] = [];
+    const w = new Watermarks((o) => advanced.push(o));
+    // From an export: 'early' wrote up to 7 and left before this replica existed.
+    w.absorbDeparted('early', 7, 500);
+    expect(w.covers('early', 7)).toBe(true);
+    expect(w.active()).toEqual([]);
+    expect(advanced).toEqual(['early']);
+    // Later news of it moves the retired number on and wakes reads held back on it.
+    w.absorb('early', 9);
+    expect(w.get('early')).toBe(9);
+    expect(advanced).toEqual(['early', 'early']);
+    // A tracked origin is absorbed as usual, never shortened.
+    w.record('live', 3);
+    w.absorbDeparted('live', 2, 500);
+    expect(w.get('live')).toBe(3);
+    // Forgotten once the retention ends.
+    w.expire(500);
+    expect(w.tracks('early')).toBe(false);
+  });
 });
 
 describe('internal messages', () => {
