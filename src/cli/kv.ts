@@ -276,6 +276,8 @@ stops the workers and exits.`,
   }
   if (positionals.length > 0)
     throw new UsageError(`'warren kv lb' takes no arguments, got '${positionals[0]}'`);
+  // Before start, which prints 'listening': a SIGTERM sent on reading it must find the handler.
+  const signal = untilSignal();
   const lb = await startOrExplain('lb', () =>
     LoadBalancer.start({
       port: intFlag('port', str(values.port, String(DEFAULT_KV_PORT)), 0, 65535),
@@ -298,7 +300,7 @@ stops the workers and exits.`,
   );
   if (lb === null) return 1;
   out('load balancer running; Ctrl-C to stop');
-  const sig = await untilSignal();
+  const sig = await signal;
   out(`received ${sig}`);
   await lb.stop();
   return 0;

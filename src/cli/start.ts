@@ -168,6 +168,16 @@ export async function runStart(argv: string[]): Promise<number> {
       throw err;
     }
   }
+  // The handlers go in before the banner: a script that sends SIGTERM as soon as it reads
+  // 'listening' must never meet the default action (the process killed, not stopped).
+  const stopped = new Promise<void>((resolveStop) => {
+    const stop = (signal: string): void => {
+      broker.logger.info(`received ${signal}, shutting down`);
+      resolveStop();
+    };
+    process.once('SIGINT', () => stop('SIGINT'));
+    process.once('SIGTERM', () => stop('SIGTERM'));
+  });
   const dataDir =
     broker.config.dataDir === null ? 'none (in memory)' : resolve(broker.config.dataDir);
   process.stdout.write(
@@ -185,14 +195,7 @@ export async function runStart(argv: string[]): Promise<number> {
   process.stdout.write(`listening ${broker.port}\n`);
   if (broker.config.tls !== null) process.stdout.write(`tls listening ${broker.tlsPort}\n`);
   if (management !== null) process.stdout.write(`management listening ${management.port}\n`);
-  await new Promise<void>((resolveStop) => {
-    const stop = (signal: string): void => {
-      broker.logger.info(`received ${signal}, shutting down`);
-      resolveStop();
-    };
-    process.once('SIGINT', () => stop('SIGINT'));
-    process.once('SIGTERM', () => stop('SIGTERM'));
-  });
+  await stopped;
   await management?.stop();
   await broker.stop();
   broker.logger.info('Warren stopped');
