@@ -45,9 +45,12 @@ export async function runRpc(o: RpcOptions): Promise<RpcResult> {
       warmup: o.warmup,
       duration: o.duration,
     });
-    // The broker's CPU is measured from the end of the warm-up (close enough: from the start).
-    meter?.start();
-    const done = await client.next();
+    // The broker's CPU is measured from the end of the warm-up, as the latencies are.
+    let done = await client.next();
+    if (done.type === 'measuring') {
+      meter?.start();
+      done = await client.next();
+    }
     const brokerCpu = meter?.cpuPercent() ?? null;
     const brokerRss = o.brokerPid !== null ? readRss(o.brokerPid) : null;
     meter?.stop();

@@ -19,6 +19,7 @@ export type RpcJob =
 
 export type RpcFromWorker =
   | { type: 'ready' }
+  | { type: 'measuring' }
   | { type: 'done'; calls: number; seconds: number; latency: HistogramData }
   | { type: 'error'; message: string };
 
@@ -59,6 +60,7 @@ async function call(job: Extract<RpcJob, { role: 'client' }>): Promise<void> {
       } else if (done >= warmEnd && measureStart === 0) {
         measureStart = done;
         end = done + job.duration * 1000;
+        parentPort!.postMessage({ type: 'measuring' } satisfies RpcFromWorker);
       }
     }
   };

@@ -111,13 +111,15 @@ export async function runSuite(o: SuiteOptions): Promise<number> {
   const dedicated = dedicatedFactory(work, rabbit, management);
   const outcomes: ScenarioOutcome[] = [];
   try {
-    for (const sc of scenarios) {
+    for (const [index, sc] of scenarios.entries()) {
       const outcome: ScenarioOutcome = { id: sc.id, title: sc.title, runs: {}, errors: {} };
       outcomes.push(outcome);
       const n = sc.once === true ? 1 : rounds;
       for (let r = 0; r < n; r++) {
-        // Alternate who goes first, so that neither always meets a warm (or tired) machine.
-        const order = r % 2 === 0 ? brokers : [...brokers].reverse();
+        // Alternate who goes first, so that neither always meets a warm (or tired) machine; a
+        // scenario run once alternates with the scenario's place in the suite.
+        const turn = sc.once === true ? index : r;
+        const order = turn % 2 === 0 ? brokers : [...brokers].reverse();
         for (const b of order) {
           if (outcome.errors[b.name] !== undefined) continue;
           const t = performance.now();
