@@ -17,6 +17,8 @@ export interface BrokerUnderTest {
   collectGarbage?(): Promise<void>;
   /** Memory the broker itself attributes to connections, bytes (RabbitMQ's memory breakdown). */
   connectionMemory?(): Promise<number | null>;
+  /** The management HTTP API's base URL (http://host:port), or null when it is not running. */
+  managementUrl(): string | null;
 }
 
 const CLI = fileURLToPath(new URL('../cli/main.js', import.meta.url));
@@ -43,6 +45,7 @@ export class WarrenProcess implements BrokerUnderTest {
   readonly options: WarrenProcessOptions;
   private child: ChildProcess | null = null;
   private port = 0;
+  private managementPort: number | null = null;
   private stderr = '';
 
   private constructor(options: WarrenProcessOptions) {
@@ -63,7 +66,14 @@ export class WarrenProcess implements BrokerUnderTest {
     return this.child?.pid ?? null;
   }
 
-  /** Start the broker process; resolves once it listens (it prints `listening <port>`). */
+  managementUrl(): string | null {
+    return this.managementPort !== null ? `http://127.0.0.1:${this.managementPort}` : null;
+  }
+
+  /**
+   * Start the broker process; resolves once it listens (it prints `listening <port>`, and
+   * `management listening <port>` when it runs the management server).
+   */
   async spawn(): Promise<void> {
     const o = this.options;
     const nodeFlags =
@@ -107,7 +117,9 @@ export class WarrenProcess implements BrokerUnderTest {
       child.stdout.on('data', (d: Buffer) => {
         out += d.toString();
         const m = /^listening (\d+)$/m.exec(out);
-        if (m !== null) {
+        const mm = /^management listening (\d+)$/m.exec(out);
+        if (m !== null && (o.management !== true || mm !== null)) {
+          this.managementPort = mm !== null ? Number(mm[1]) : null;
           clearTimeout(timer);
           child.removeAllListeners('exit');
           child.removeAllListeners('error');
@@ -147,8 +159,15 @@ export class RabbitMq implements BrokerUnderTest {
   readonly url: string;
   private cachedPid: number | null = null;
 
+  /** Set by the suite once it has checked that the management plugin answers. */
+  management = false;
+
   constructor(url: string) {
     this.url = url;
+  }
+
+  managementUrl(): string | null {
+    return this.management ? `http://${new URL(this.url).hostname}:15672` : null;
   }
 
   pid(): number | null {

@@ -1,6 +1,7 @@
 import type { BrokerUnderTest } from './brokers.js';
 import { runConnections } from './connections.js';
 import { runLoad } from './load.js';
+import { pollManagement } from './management-poll.js';
 import type { LoadResult } from './load.js';
 import { loadOptions } from './load-options.js';
 import type { LoadOptions } from './load-options.js';
@@ -8,7 +9,7 @@ import { runQueued } from './queued.js';
 import type { RestartControl } from './queued.js';
 import { runRpc } from './rpc-load.js';
 
-export type Unit = 'msg/s' | 'calls/s' | 'us' | 'ms' | 'bytes';
+export type Unit = 'msg/s' | 'calls/s' | 'us' | 'ms' | 'bytes' | 'x';
 
 /**
  * What a target says: Warren's value over RabbitMQ's (`ratio`), or Warren's value alone
@@ -221,6 +222,44 @@ export const SCENARIOS: ScenarioDef[] = [
       });
       checkErrors(r);
       return { values: { rate: r.consumeRate, published: r.publishRate }, detail: loadDetail(r) };
+    },
+  },
+  {
+    id: 'mgmt-polled',
+    title: 'end to end, 1 KiB, quiet and while the management API is polled hard',
+    metrics: [
+      { key: 'quiet', label: 'throughput, quiet', unit: 'msg/s', better: 'higher' },
+      { key: 'polled', label: 'throughput, API polled', unit: 'msg/s', better: 'higher' },
+      { key: 'kept', label: 'polled / quiet', unit: 'x', better: 'higher' },
+      { key: 'requests', label: 'API requests answered', unit: 'calls/s', better: 'higher' },
+    ],
+    async run(b, s) {
+      const api = b.managementUrl();
+      if (api === null) {
+        // Nothing to poll: RabbitMQ's management plugin is off, and then Warren runs without
+        // its management server too.
+        const none = { quiet: null, polled: null, kept: null, requests: null };
+        return { values: none, detail: { skipped: 'no management API' } };
+      }
+      const quiet = await load(b, s, { size: KIB });
+      checkErrors(quiet);
+      // Five UI pages' worth of requests every 250 ms, far more than open tabs and a scraper.
+      const poller = pollManagement(api, 250);
+      const polled = await load(b, s, { size: KIB }).finally(() => poller.stop());
+      const counts = await poller.stop();
+      checkErrors(polled);
+      if (counts.failures > 0 && counts.requests === 0) {
+        throw new Error(`the management API at ${api} answered no request`);
+      }
+      return {
+        values: {
+          quiet: quiet.consumeRate,
+          polled: polled.consumeRate,
+          kept: quiet.consumeRate > 0 ? polled.consumeRate / quiet.consumeRate : null,
+          requests: counts.requests / (s.duration + s.warmup),
+        },
+        detail: { quiet: loadDetail(quiet), polled: loadDetail(polled), api: counts },
+      };
     },
   },
   {

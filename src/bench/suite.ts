@@ -37,6 +37,11 @@ export interface SuiteOptions {
   outDir: string;
   /** Run Warren under node --cpu-prof and print its top self-time functions. */
   profile: boolean;
+  /**
+   * Run Warren's management server even when no RabbitMQ management plugin is there to match
+   * (with --no-rabbitmq, say); by default Warren runs it exactly when RabbitMQ's answers.
+   */
+  management?: boolean;
 }
 
 interface MetricRow {
@@ -63,7 +68,7 @@ interface ScenarioOutcome {
 export async function runSuite(o: SuiteOptions): Promise<number> {
   const { rounds, quick, profile } = o;
   let settings = o.settings;
-  let management = false;
+  let management = o.management === true;
   const scenarios = pickScenarios(o.only, o.skip);
   const outDir = resolve(o.outDir);
   const brokers: BrokerUnderTest[] = [];
@@ -77,7 +82,8 @@ export async function runSuite(o: SuiteOptions): Promise<number> {
       process.stderr.write(`warren bench suite: ${(err as Error).message}\n`);
       return 1;
     }
-    management = await rabbit.managementEnabled();
+    rabbit.management = await rabbit.managementEnabled();
+    management ||= rabbit.management;
     // Both brokers get the same number of idle connections: as many as RabbitMQ can take (its
     // file descriptor limit, e.g. 832 sockets under the usual `ulimit -n 1024`), less a margin.
     if (scenarios.some((sc) => sc.id === 'connections')) {
@@ -103,7 +109,9 @@ export async function runSuite(o: SuiteOptions): Promise<number> {
       `Warren ${VERSION} (pid ${warren.pid()})` +
       (rabbit !== null ? ` vs RabbitMQ ${rabbitVersion} (pid ${rabbit.pid() ?? 'unknown'})` : '') +
       `; ${cpus().length} cores, node ${process.version}` +
-      (management ? '; management on for both' : '') +
+      (management
+        ? `; management API on for Warren${rabbit?.management === true ? ' and RabbitMQ' : ''}`
+        : '') +
       (profile ? '; Warren runs under --cpu-prof (its figures are not comparable)' : '') +
       '\n',
   );
@@ -341,6 +349,8 @@ export function fmtValue(v: number | null, unit: Unit): string {
       return fmtUs(v * 1000);
     case 'bytes':
       return Math.abs(v) >= 1048576 ? fmtMiB(v) : `${(v / 1024).toFixed(1)} KiB`;
+    case 'x':
+      return `${v.toFixed(2)}x`;
   }
 }
 

@@ -223,6 +223,11 @@ const SUITE_FLAGS: Record<string, FlagSpec> = {
     default: 'amqp://guest:guest@127.0.0.1:5672',
   },
   'no-rabbitmq': { type: 'boolean', description: 'measure Warren alone' },
+  management: {
+    type: 'boolean',
+    description:
+      "run Warren's management server (default: only when RabbitMQ's management plugin answers)",
+  },
   only: { type: 'string', value: '<ids>', description: 'comma-separated scenario ids to run' },
   skip: {
     type: 'string',
@@ -322,6 +327,7 @@ export function suiteOptions(argv: string[]): SuiteOptions | null {
     quick,
     outDir: typeof values.out === 'string' ? values.out : 'bench/results',
     profile: values.profile === true,
+    management: values.management === true,
     settings: {
       duration: int('duration', 1, 3600, quick ? 2 : 10),
       warmup: quick ? 0 : 2,

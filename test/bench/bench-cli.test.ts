@@ -122,8 +122,9 @@ describe('warren bench', () => {
         '--quick',
         '--duration',
         '1',
+        '--management',
         '--only',
-        'e2e-16,rpc-seq',
+        'e2e-16,rpc-seq,mgmt-polled',
         '--out',
         out,
       ],
@@ -148,6 +149,13 @@ describe('warren bench', () => {
     const rpc = doc.results.find((x) => x.scenario === 'rpc-seq' && x.metric === 'p50');
     expect(e2e?.warren).toBeGreaterThan(0);
     expect(rpc?.warren).toBeGreaterThan(0);
+    // The management API was polled while the load ran, and answered.
+    const kept = doc.results.find((x) => x.scenario === 'mgmt-polled' && x.metric === 'kept');
+    const answered = doc.results.find(
+      (x) => x.scenario === 'mgmt-polled' && x.metric === 'requests',
+    );
+    expect(kept?.warren).toBeGreaterThan(0);
+    expect(answered?.warren).toBeGreaterThan(0);
     expect(e2e?.rabbitmq).toBeNull();
   });
 });
