@@ -200,27 +200,12 @@ export class RabbitMq implements BrokerUnderTest {
    * How many more sockets the node accepts (its file descriptor limit, e.g. 832 under the usual
    * `ulimit -n 1024`), or null if rabbitmqctl cannot tell.
    */
-  async socketsFree(): Promise<number | null> {
-    return new Promise((resolve) => {
-      execFile(
-        'rabbitmqctl',
-        ['status', '--formatter', 'json'],
-        { timeout: 60_000 },
-        (err, stdout) => {
-          if (err !== null) return resolve(null);
-          try {
-            const fd = (
-              JSON.parse(stdout) as {
-                file_descriptors?: { sockets_limit?: number; sockets_used?: number };
-              }
-            ).file_descriptors;
-            if (fd?.sockets_limit === undefined) return resolve(null);
-            resolve(fd.sockets_limit - (fd.sockets_used ?? 0));
-          } catch {
-            resolve(null);
-          }
-        },
-      );
+  socketsFree(): Promise<number | null> {
+    return readJsonCommand('rabbitmqctl', ['status'], (status) => {
+      const fd = (
+        status as { file_descriptors?: { sockets_limit?: number; sockets_used?: number } }
+      ).file_descriptors;
+      return fd?.sockets_limit === undefined ? null : fd.sockets_limit - (fd.sockets_used ?? 0);
     });
   }
 
@@ -243,26 +228,14 @@ export class RabbitMq implements BrokerUnderTest {
   }
 
   /** The connection_* entries of `rabbitmq-diagnostics memory_breakdown`, summed; null on error. */
-  async connectionMemory(): Promise<number | null> {
-    return new Promise((resolve) => {
-      execFile(
-        'rabbitmq-diagnostics',
-        ['memory_breakdown', '--formatter', 'json'],
-        { timeout: 60_000 },
-        (err, stdout) => {
-          if (err !== null) return resolve(null);
-          try {
-            const m = JSON.parse(stdout) as Record<string, { bytes?: number }>;
-            let sum = 0;
-            for (const k of ['readers', 'writers', 'channels', 'other']) {
-              sum += m[`connection_${k}`]?.bytes ?? 0;
-            }
-            resolve(sum);
-          } catch {
-            resolve(null);
-          }
-        },
-      );
+  connectionMemory(): Promise<number | null> {
+    return readJsonCommand('rabbitmq-diagnostics', ['memory_breakdown'], (breakdown) => {
+      const m = breakdown as Record<string, { bytes?: number } | undefined>;
+      let sum = 0;
+      for (const k of ['readers', 'writers', 'channels', 'other']) {
+        sum += m[`connection_${k}`]?.bytes ?? 0;
+      }
+      return sum;
     });
   }
 
@@ -284,4 +257,25 @@ export class RabbitMq implements BrokerUnderTest {
       });
     });
   }
+}
+
+/**
+ * Run one of RabbitMQ's CLI tools with `--formatter json` and read a number from its output;
+ * null when the tool fails or its output is not what `read` expects.
+ */
+function readJsonCommand(
+  cmd: string,
+  args: string[],
+  read: (json: unknown) => number | null,
+): Promise<number | null> {
+  return new Promise((resolve) => {
+    execFile(cmd, [...args, '--formatter', 'json'], { timeout: 60_000 }, (err, stdout) => {
+      if (err !== null) return resolve(null);
+      try {
+        resolve(read(JSON.parse(stdout)));
+      } catch {
+        resolve(null);
+      }
+    });
+  });
 }

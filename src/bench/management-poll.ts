@@ -15,8 +15,10 @@ const PATHS = [
 ];
 
 export interface Poller {
-  /** Stop after the request in progress; resolves with the counts. */
-  stop(): Promise<{ requests: number; failures: number }>;
+  /** Stop after the request in progress. */
+  stop(): Promise<void>;
+  /** Requests answered and failed so far. */
+  counts(): { requests: number; failures: number };
 }
 
 export function pollManagement(baseUrl: string, pauseMs: number, user = 'guest:guest'): Poller {
@@ -47,7 +49,7 @@ export function pollManagement(baseUrl: string, pauseMs: number, user = 'guest:g
     async stop() {
       stopping = true;
       await loop;
-      return { requests, failures };
     },
+    counts: () => ({ requests, failures }),
   };
 }

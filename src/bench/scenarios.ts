@@ -246,7 +246,7 @@ export const SCENARIOS: ScenarioDef[] = [
       // Five UI pages' worth of requests every 250 ms, far more than open tabs and a scraper.
       const poller = pollManagement(api, 250);
       const polled = await load(b, s, { size: KIB }).finally(() => poller.stop());
-      const counts = await poller.stop();
+      const counts = poller.counts();
       checkErrors(polled);
       if (counts.failures > 0 && counts.requests === 0) {
         throw new Error(`the management API at ${api} answered no request`);

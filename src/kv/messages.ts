@@ -251,16 +251,18 @@ export function encodeWorkerRequest(r: WorkerRequest): Buffer {
   return o.buf;
 }
 
+function isRequestType(type: number): type is RequestType {
+  return (
+    type === WireType.StoreRequest ||
+    type === WireType.RetrieveRequest ||
+    type === WireType.RemoveRequest
+  );
+}
+
 export function decodeWorkerRequest(body: Buffer): WorkerRequest {
   const c = new Cursor(body);
   const type = c.u8();
-  if (
-    type !== WireType.StoreRequest &&
-    type !== WireType.RetrieveRequest &&
-    type !== WireType.RemoveRequest
-  ) {
-    throw new WireError(`type ${type} is not a request`);
-  }
+  if (!isRequestType(type)) throw new WireError(`type ${type} is not a request`);
   const id = c.u32();
   const key = c.bytes(c.u16());
   const value = type === WireType.StoreRequest ? c.bytes(c.u16()) : EMPTY;
@@ -284,13 +286,7 @@ export function peekWorkerRequest(
   try {
     const c = new Cursor(body);
     const type = c.u8();
-    if (
-      type !== WireType.StoreRequest &&
-      type !== WireType.RetrieveRequest &&
-      type !== WireType.RemoveRequest
-    ) {
-      return null;
-    }
+    if (!isRequestType(type)) return null;
     const id = c.u32();
     const key = c.remaining >= 2 ? c.bytes(Math.min(c.u16(), c.remaining)) : EMPTY;
     return { type, id, key };
